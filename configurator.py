@@ -1,0 +1,56 @@
+"""
+Command-line overrides for the one @dataclass config of each script: `--key value` or `--key=value`.
+
+    cfg = parse_args(TrainConfig, sys.argv[1:])   # unknown keys and bad values exit with a clear message
+"""
+import dataclasses
+import sys
+
+
+def _convert(name, text, default):
+    kind = type(default)
+    try:
+        if kind is bool:
+            if text.lower() in ("1", "true", "yes", "on"):
+                return True
+            if text.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+        if kind in (int, float):
+            return kind(float(text)) if kind is int and "e" in text.lower() else kind(text)
+        return text if default is None or kind is str else kind(text)
+    except ValueError:
+        raise SystemExit(f"error: --{name} expects a {kind.__name__}, got {text!r}") from None
+
+
+def parse_args(config_cls, argv, **overrides):
+    """Build config_cls from its defaults, then `overrides` (presets), then argv."""
+    fields = {f.name: f for f in dataclasses.fields(config_cls)}
+    values = dict(overrides)
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if not arg.startswith("--"):
+            raise SystemExit(f"error: unexpected argument {arg!r}; options look like --key value")
+        key, eq, text = arg[2:].partition("=")
+        if not eq:
+            if i + 1 >= len(argv):
+                raise SystemExit(f"error: --{key} needs a value")
+            text, i = argv[i + 1], i + 1
+        key = key.replace("-", "_")
+        if key not in fields:
+            raise SystemExit(f"error: unknown option --{key}; valid options: "
+                             + ", ".join("--" + k for k in fields))
+        f = fields[key]
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        values[key] = _convert(key, text, default)
+        i += 1
+    try:
+        return config_cls(**values)
+    except ValueError as e:  # a __post_init__ check: say which value is wrong and stop
+        raise SystemExit(f"error: {e}") from None
+
+
+def print_config(cfg, file=sys.stdout):
+    for k, v in dataclasses.asdict(cfg).items():
+        print(f"  {k:<22} {v}", file=file)

@@ -1,0 +1,223 @@
+"""
+KV-cached batched sampling of many variable-length responses at once, with continuous batching.
+
+A fixed number of decode slots share one preallocated KV cache. Each prompt is prefilled once; a
+sample starts by copying its prompt's keys and values into a free slot, and when a row ends (EOS or
+the length limit) the next waiting sample takes its slot, so no slot decodes padding while work is
+waiting. Randomness is counter-based, keyed by (seed, sample id, step): a sample draws the same
+numbers whatever slot, batch or rank it runs in.
+
+    python sample.py --model deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B --prompt "What is 7 * 6?"
+    python sample.py --model toy-model --prompt "What is 3 + 4 + 5?" --n 4 --temperature 0.6   # CPU, seconds
+"""
+import sys
+import time
+from collections import deque
+from dataclasses import dataclass
+
+import torch
+
+from model import KVCache
+
+
+@dataclass
+class Completion:
+    tokens: list  # generated ids, ending with EOS when it stopped on EOS
+    logprobs: list  # log-prob of each token under the distribution it was sampled from
+    finished: bool  # stopped on EOS (False: hit max_new_tokens)
+
+
+def _uniform(seed, sample_ids, steps):
+    """One uniform in (0, 1) per row from a counter-based integer hash of (seed, sample id, step).
+    All constants are below 2**31 so every product of a 32-bit value stays inside int64."""
+    M = 0xFFFFFFFF
+    x = (sample_ids * 0x2545F491 + steps * 0x6C8E9CF5 + (seed * 0x1B873593 & M)) & M
+    for c in (0x7FEB352D, 0x68E31DA5, 0x1B56C4E9):
+        x = ((x ^ (x >> 16)) * c) & M
+    x = x ^ (x >> 15)
+    return ((x >> 8).float() + 0.5) / 2**24  # 24 bits: exact in fp32, never 0 or 1
+
+
+def sample_tokens(logits, temperature, top_p, u):
+    """Draw one token per row of logits (S, V) by inverse CDF with uniforms u (S,).
+    Returns tokens (S,) and their log-probs under the (tempered, nucleus-truncated) distribution."""
+    logits = logits.float()
+    if temperature == 0:
+        tok = logits.argmax(-1)
+        return tok, torch.log_softmax(logits, -1).gather(1, tok[:, None])[:, 0]
+    logp = torch.log_softmax(logits / temperature, -1)
+    order = None
+    if top_p < 1.0:  # keep the smallest set of most likely tokens whose mass reaches top_p
+        logp, order = logp.sort(-1, descending=True)
+        mass_before = logp.exp().cumsum(-1) - logp.exp()
+        logp = torch.log_softmax(logp.masked_fill(mass_before >= top_p, -float("inf")), -1)
+    cdf = logp.exp().cumsum(-1)  # (S, V)
+    idx = torch.searchsorted(cdf, (u * cdf[:, -1])[:, None], right=True).clamp(max=cdf.shape[1] - 1)
+    lp = logp.gather(1, idx)[:, 0]
+    tok = idx[:, 0] if order is None else order.gather(1, idx)[:, 0]
+    return tok, lp
+
+
+@torch.no_grad()
+def generate(model, prompts, *, n=1, max_new_tokens, eos_token_id, temperature=1.0, top_p=1.0, seed=0,
+             sample_offset=0, slots=None, sync_every=None, prefill_batch=16, progress=False):
+    """Sample n completions for each prompt (lists of token ids, any lengths).
+
+    Returns len(prompts) * n Completions grouped by prompt: prompt i's samples at i*n .. i*n+n-1.
+    temperature 0 is greedy. Sample j (global id sample_offset + j) draws its randomness from
+    (seed, sample id, step) only. slots: rows decoded together (default all samples, at most 256);
+    sync_every: decode steps between the host's checks for finished rows (1 on CPU, 8 on CUDA).
+    """
+    cfg, device = model.config, model.lm_head.weight.device
+    dtype = model.lm_head.weight.dtype
+    if not prompts or any(len(p) == 0 for p in prompts):
+        raise ValueError("generate needs at least one prompt, and every prompt at least one token")
+    longest = max(len(p) for p in prompts)
+    if longest + max_new_tokens > cfg.max_position_embeddings:
+        raise ValueError(f"prompt of {longest} tokens + max_new_tokens {max_new_tokens} exceeds the model's "
+                         f"max_position_embeddings {cfg.max_position_embeddings}: shorten one of them")
+    if not 0 < top_p <= 1 or temperature < 0:
+        raise ValueError(f"need 0 < top_p <= 1 and temperature >= 0, got top_p={top_p}, temperature={temperature}")
+    N = len(prompts) * n
+    S = min(N, slots or 256)
+    sync_every = sync_every or (8 if device.type == "cuda" else 1)
+    model.eval()
+
+    # Prefill every prompt but its last token once; the last token is fed by a sample's first decode step,
+    # which then produces that sample's first token.
+    P = KVCache.empty(cfg, len(prompts), max(longest - 1, 1), device, dtype)
+    for a in range(0, len(prompts), prefill_batch):
+        batch = [p[:-1] for p in prompts[a:a + prefill_batch]]
+        T = max(len(p) for p in batch)
+        if T == 0:
+            continue
+        # Right padding is safe: a pad writes cache positions past the prompt, which are never attended.
+        idx = torch.tensor([p + [0] * (T - len(p)) for p in batch], device=device)
+        model(idx, cache=KVCache(P.k[:, a:a + len(batch)], P.v[:, a:a + len(batch)], P.seqlens[a:a + len(batch)]))
+
+    cache = KVCache.empty(cfg, S, longest + max_new_tokens, device, dtype)
+    out_tok = torch.zeros(N + 1, max_new_tokens, dtype=torch.long, device=device)  # row N: writes of idle slots
+    out_lp = torch.zeros(N + 1, max_new_tokens, device=device)
+    out_len = torch.zeros(N + 1, dtype=torch.long, device=device)
+    out_eos = torch.zeros(N + 1, dtype=torch.bool, device=device)
+    slot_sample = torch.full((S,), N, dtype=torch.long, device=device)  # which sample each slot holds
+    cur_tok = torch.zeros(S, dtype=torch.long, device=device)
+    active = torch.zeros(S, dtype=torch.bool, device=device)
+    host_sample, host_len = [None] * S, [0] * S  # the host's view: no sync needed to size the attention
+    pending = deque(range(N))
+    t0, done = time.time(), 0
+
+    def fill(s, j):
+        g = j // n
+        L = len(prompts[g]) - 1
+        cache.k[:, s, :L] = P.k[:, g, :L]
+        cache.v[:, s, :L] = P.v[:, g, :L]
+        cache.seqlens[s], cur_tok[s], slot_sample[s], active[s] = L, prompts[g][-1], j, True
+        host_sample[s], host_len[s] = j, L
+
+    while True:
+        # Sync point: harvest finished rows, hand their slots to waiting samples.
+        alive = active.tolist()
+        for s in range(S):
+            if host_sample[s] is not None and not alive[s]:
+                host_sample[s], host_len[s] = None, 0
+                cache.seqlens[s] = 0  # an idle row keeps writing at its position: keep it inside kv_len
+                done += 1
+            if host_sample[s] is None and pending:
+                fill(s, pending.popleft())
+        if progress:
+            _progress(done, N, int(out_len.sum()), time.time() - t0)
+        live = [s for s in range(S) if host_sample[s] is not None]
+        if not live:
+            break
+        if not pending and len(live) <= S // 2:  # the tail: stop decoding the idle rows
+            keep = torch.tensor(live, device=device)
+            cache = KVCache(cache.k[:, keep], cache.v[:, keep], cache.seqlens[keep])
+            slot_sample, cur_tok, active = slot_sample[keep], cur_tok[keep], active[keep]
+            host_sample, host_len = [host_sample[s] for s in live], [host_len[s] for s in live]
+            S = len(live)
+        for _ in range(sync_every):
+            kv_len = min(cache.k.shape[2], max(host_len) + 1)
+            was_active = active.clone()
+            logits = model(cur_tok[:, None], cache=cache.prefix(kv_len))[:, -1]  # (S, vocab)
+            cache.seqlens -= (~was_active).int()  # idle rows stay where they are
+            row = torch.where(active, slot_sample, N)
+            step = out_len[row]
+            tok, lp = sample_tokens(logits, temperature, top_p, _uniform(seed, row + sample_offset, step))
+            out_tok[row, step.clamp(max=max_new_tokens - 1)] = tok
+            out_lp[row, step.clamp(max=max_new_tokens - 1)] = lp
+            out_len[row] += active.long()
+            hit_eos = active & (tok == eos_token_id)
+            out_eos[row] |= hit_eos
+            active &= ~hit_eos & (out_len[row] < max_new_tokens)
+            cur_tok = tok
+            host_len = [min(h + 1, cache.k.shape[2] - 1) for h in host_len]
+    if progress:
+        print(file=sys.stderr)
+    lens, eos = out_len.tolist(), out_eos.tolist()
+    toks, lps = out_tok.tolist(), out_lp.tolist()
+    return [Completion(toks[j][:lens[j]], lps[j][:lens[j]], eos[j]) for j in range(N)]
+
+
+def _progress(done, total, tokens, seconds):
+    bar = "#" * int(30 * done / total)
+    print(f"\rsampling [{bar:<30}] {done}/{total} | {tokens:,} tokens | {tokens / max(seconds, 1e-9):,.0f} tok/s",
+          end="", file=sys.stderr, flush=True)
+
+
+@torch.no_grad()
+def generate_naive(model, prompt, *, max_new_tokens, eos_token_id, temperature=1.0, top_p=1.0, seed=0,
+                   sample_id=0):
+    """The test oracle: one sequence, a full forward pass over everything for every new token."""
+    device = model.lm_head.weight.device
+    ids, lps = list(prompt), []
+    for step in range(max_new_tokens):
+        logits = model(torch.tensor([ids], device=device))[:, -1]
+        u = _uniform(seed, torch.tensor([sample_id], device=device), torch.tensor([step], device=device))
+        tok, lp = sample_tokens(logits, temperature, top_p, u)
+        ids.append(int(tok))
+        lps.append(float(lp))
+        if ids[-1] == eos_token_id:
+            return Completion(ids[len(prompt):], lps, True)
+    return Completion(ids[len(prompt):], lps, False)
+
+
+@dataclass
+class SampleConfig:
+    model: str = "toy-model"  # local Hugging Face folder or hub id
+    prompt: str = "What is 3 + 4 + 5?"  # user message, sent through the tokenizer's chat template
+    n: int = 4  # samples
+    max_new_tokens: int = 256
+    temperature: float = 0.6  # 0 = greedy
+    top_p: float = 1.0
+    seed: int = 0
+    device: str = ""  # "" = cuda if available, else cpu
+
+
+def main(argv):
+    from transformers import AutoTokenizer
+
+    from configurator import parse_args
+    from model import Qwen2
+    cfg = parse_args(SampleConfig, argv)
+    try:
+        model = Qwen2.from_pretrained(cfg.model, device=cfg.device or None)
+    except (FileNotFoundError, ValueError) as e:
+        raise SystemExit(f"error: {e}")
+    tok = AutoTokenizer.from_pretrained(model.source)
+    text = tok.apply_chat_template([{"role": "user", "content": cfg.prompt}], tokenize=False,
+                                   add_generation_prompt=True)
+    ids = tok.encode(text, add_special_tokens=False)  # the template already holds BOS
+    t0 = time.time()
+    outs = generate(model, [ids], n=cfg.n, max_new_tokens=cfg.max_new_tokens, eos_token_id=tok.eos_token_id,
+                    temperature=cfg.temperature, top_p=cfg.top_p, seed=cfg.seed)
+    dt = time.time() - t0
+    for i, c in enumerate(outs):
+        print(f"--- sample {i} ({len(c.tokens)} tokens, {'EOS' if c.finished else 'truncated'})")
+        print(tok.decode(c.tokens, skip_special_tokens=True))
+    total = sum(len(c.tokens) for c in outs)
+    print(f"--- {total} tokens in {dt:.2f}s: {total / dt:,.1f} tokens/s")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
