@@ -1,0 +1,508 @@
+"""
+Train a reasoning model to think less: PPO with a leave-one-out baseline and the length-penalised reward
+of Arora & Zanette (2025). The algorithm, phase by phase, is `main()` at the bottom of this file.
+
+    torchrun --nproc_per_node=8 train.py --alpha 0.2                       # the paper's 1.5B recipe
+    torchrun --nproc_per_node=8 train.py --preset r1-7b --alpha 0.2        # 7B, FSDP2-sharded
+    python train.py --alpha 0.2 --prompts_per_iter 4                       # one GPU (smaller iterations)
+    python train.py --preset toy                                           # the built-in task, CPU, minutes
+    torchrun --nproc_per_node=2 train.py --preset toy                      # the same on 2 CPU processes
+    torchrun --nnodes=2 --node_rank=$R --rdzv_endpoint=$HOST:29500 --nproc_per_node=8 train.py   # 2 nodes
+"""
+import dataclasses
+import glob
+import json
+import math
+import os
+import random
+import shutil
+import sys
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+import reward
+from configurator import parse_args, print_config
+from data import encode, load_rows, train_prompt
+from model import Qwen2
+from sample import generate
+
+
+@dataclass
+class TrainConfig:
+    preset: str = "r1-1.5b"  # r1-1.5b | r1-7b | toy: a set of defaults below, each overridable by flag
+    model: str = "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B"  # hub id or local HF folder
+    dataset: str = "daman1209arora/compression_dataset"  # hub id, local .jsonl/.parquet, or "toy"
+    num_prompts: int = 3200  # first rows of the dataset, then shuffled with `seed`
+    alpha: float = 0.2  # length-penalty strength, in [0, 1); 0 = plain correctness
+    iters: int = 100  # RL iterations (rollout + update)
+    prompts_per_iter: int = 32  # prompts sampled per iteration, all ranks together
+    group_size: int = 8  # samples per prompt (the leave-one-out group)
+    train_batch_size: int = 128  # sequences per optimizer step, all ranks together
+    micro_batch_size: int = 8  # sequences per forward/backward on one rank (gradient accumulation)
+    micro_batch_tokens: int = 65536  # also cap a micro-batch's packed tokens; 0 = no cap
+    epochs: int = 1  # passes over each rollout batch
+    lr: float = 5e-6
+    warmup_steps: int = 6  # optimizer steps of linear warm-up, then constant
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0  # max global grad norm
+    clip_eps: float = 0.2  # PPO ratio clip: [1 - eps, 1 + eps]
+    kl_coef: float = 1e-3  # k1 KL to the initial model, folded into the reward; 0 = no reference model
+    loss_agg: str = "seq-mean"  # seq-mean (authors' code: mean over tokens, then sequences) | token-mean
+    whiten: bool = True  # whiten token advantages over the whole rollout batch (all ranks)
+    max_prompt_tokens: int = 512  # longer prompts are dropped, with a report
+    max_new_tokens: int = 32000
+    temperature: float = 1.0  # sampling temperature of the rollouts
+    top_p: float = 1.0
+    rollout_slots: int = 0  # decode slots per rank; 0 = as many as the memory plan allows
+    reward_workers: int = 4  # grader processes per rank; 0 = grade in this process
+    eval_benchmark: str = ""  # evaluate before and after training: "" = no, or a data spec like "toy"
+    eval_problems: int = 200  # held-out problems for that evaluation
+    eval_temperature: float = 0.6
+    out_dir: str = "out/r1-1.5b"
+    save_every: int = 10  # iterations between checkpoints; 0 = only the final model
+    resume: bool = False  # continue from the latest checkpoint in out_dir
+    seed: int = 42
+    device: str = ""  # "" = cuda if available, else cpu; or "cpu" to force it
+    dtype: str = ""  # compute dtype: "" = bfloat16 on GPU, float32 on CPU; master weights are always fp32
+    fsdp: bool = False  # shard parameters, gradients and optimizer state with FSDP2 (for 7B)
+    grad_ckpt: bool = True  # activation checkpointing
+    wandb: bool = False  # log to Weights & Biases (rank 0)
+    wandb_project: str = "reason-efficiently"
+
+    def __post_init__(self):
+        if not 0 <= self.alpha < 1:
+            raise ValueError(f"--alpha must be in [0, 1) (the paper uses 0 to 0.4), got {self.alpha}")
+        if self.loss_agg not in ("seq-mean", "token-mean"):
+            raise ValueError(f"--loss_agg must be seq-mean or token-mean, got {self.loss_agg!r}")
+        for k in ("iters", "prompts_per_iter", "group_size", "train_batch_size", "micro_batch_size",
+                  "epochs", "max_new_tokens", "num_prompts"):
+            if getattr(self, k) < 1:
+                raise ValueError(f"--{k} must be at least 1, got {getattr(self, k)}")
+        if self.group_size < 2:
+            raise ValueError("--group_size must be at least 2: the leave-one-out baseline needs a group")
+        rollout = self.prompts_per_iter * self.group_size
+        if rollout % self.train_batch_size:
+            raise ValueError(f"prompts_per_iter x group_size = {rollout} sequences must split into whole "
+                             f"minibatches of --train_batch_size {self.train_batch_size}")
+
+
+PRESETS = {
+    "r1-1.5b": {},
+    "r1-7b": dict(model="deepseek-ai/DeepSeek-R1-Distill-Qwen-7B", lr=2e-6, fsdp=True, out_dir="out/r1-7b"),
+    "toy": dict(model="toy-model", dataset="toy", num_prompts=2048, iters=30, prompts_per_iter=16,
+                train_batch_size=64, micro_batch_size=64, lr=2e-5, warmup_steps=2, max_new_tokens=200,
+                kl_coef=1e-3, reward_workers=0, eval_benchmark="toy", eval_problems=200, save_every=10,
+                out_dir="out/toy", device="cpu"),
+}
+
+
+def get_config(argv):
+    preset = "r1-1.5b"
+    for i, a in enumerate(argv):  # the preset sets defaults; every other flag overrides them
+        if a.startswith("--preset"):
+            preset = a.partition("=")[2] or (argv[i + 1] if i + 1 < len(argv) else "")
+    if preset not in PRESETS:
+        raise SystemExit(f"error: unknown --preset {preset!r}; choose from {', '.join(PRESETS)}")
+    return parse_args(TrainConfig, argv, **PRESETS[preset])
+
+
+# -----------------------------------------------------------------------------
+# the maths: small pure functions (tests import them)
+
+def rloo_advantages(rewards, group_size):
+    """A_i = r_i - mean of the other rewards of its group. rewards (N,), groups are consecutive blocks."""
+    r = rewards.view(-1, group_size)  # (prompts, G)
+    baseline = (r.sum(1, keepdim=True) - r) / (group_size - 1)
+    return (r - baseline).view(-1)
+
+
+def kl_returns(kl):
+    """Return-to-go of the per-token KL penalty, gamma = 1: out[t] = sum_{t' >= t} kl[t']. kl (T,)."""
+    return kl.flip(0).cumsum(0).flip(0)
+
+
+def whiten(x, world_sum=lambda t: t):
+    """(x - mean) / std over all tokens of x (T,), token-weighted; world_sum all-reduces the moments."""
+    s = world_sum(torch.stack([x.sum(), (x * x).sum(), torch.tensor(float(x.numel()), device=x.device)]))
+    mean = s[0] / s[2]
+    var = (s[1] / s[2] - mean ** 2).clamp(min=0)
+    return (x - mean) * torch.rsqrt(var + 1e-8)
+
+
+def ppo_loss(logp, old_logp, adv, weight, clip_eps):
+    """Clipped PPO surrogate over tokens (T,). weight (T,) holds the aggregation denominator:
+    1 / (len_i * n_seqs) for seq-mean, 1 / n_tokens for token-mean, both over the global minibatch,
+    so summing micro-batch losses over ranks gives exactly the minibatch loss."""
+    ratio = torch.exp(logp - old_logp)
+    pg = torch.max(-adv * ratio, -adv * ratio.clamp(1 - clip_eps, 1 + clip_eps))  # = -min(rho A, clip(rho) A)
+    clipfrac = ((ratio - 1).abs() > clip_eps).float()
+    return (pg * weight).sum(), (clipfrac * weight).sum()
+
+
+def agg_weights(lengths, loss_agg, n_seqs, n_tokens):
+    """Per-token loss weights (sum(lengths),) for sequences of these lengths in a minibatch of n_seqs
+    sequences and n_tokens tokens in all."""
+    if loss_agg == "token-mean":
+        return torch.full((sum(lengths),), 1.0 / n_tokens)
+    return torch.cat([torch.full((n,), 1.0 / (n * n_seqs)) for n in lengths])
+
+
+def get_lr(step, cfg):
+    return cfg.lr * min(1.0, (step + 1) / max(cfg.warmup_steps, 1))  # linear warm-up, then constant
+
+
+def micro_batches(idxs, lengths, max_seqs, max_tokens):
+    """Split a list of sequence indices into consecutive micro-batches under both caps."""
+    out, cur, tokens = [], [], 0
+    for i in idxs:
+        if cur and (len(cur) == max_seqs or (max_tokens and tokens + lengths[i] > max_tokens)):
+            out.append(cur)
+            cur, tokens = [], 0
+        cur.append(i)
+        tokens += lengths[i]
+    return out + [cur] if cur else out
+
+
+def sequence_logprobs(model, seqs, prompt_lens, idxs, temperature, device):
+    """Log-probs of the response tokens of sequences idxs, packed into one forward: a list of (resp_len,)."""
+    inputs, targets, cu = [], [], [0]
+    for i in idxs:
+        s, p = seqs[i], prompt_lens[i]
+        inputs += s[:-1]
+        targets += [-1] * (p - 1) + s[p:]  # position t predicts token t + 1: only response tokens count
+        cu.append(len(inputs))
+    logp = model(torch.tensor([inputs], device=device), torch.tensor([targets], device=device),
+                 cu_seqlens=torch.tensor(cu, dtype=torch.int32, device=device), temperature=temperature)[0]
+    return [logp[cu[k] + prompt_lens[i] - 1:cu[k + 1]] for k, i in enumerate(idxs)]
+
+
+# -----------------------------------------------------------------------------
+# distributed, memory, checkpoints
+
+def init_distributed(cfg):
+    """Works with and without torchrun. Returns (rank, world_size, device)."""
+    use_cuda = torch.cuda.is_available() and cfg.device != "cpu"
+    if "RANK" not in os.environ:
+        return 0, 1, torch.device(cfg.device or ("cuda" if use_cuda else "cpu"))
+    dist.init_process_group("nccl" if use_cuda else "gloo")
+    rank, world = dist.get_rank(), dist.get_world_size()
+    device = torch.device("cpu")
+    if use_cuda:
+        device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
+        torch.cuda.set_device(device)
+    return rank, world, device
+
+
+def all_sum(t):
+    if dist.is_initialized():
+        dist.all_reduce(t)
+    return t
+
+
+def memory_plan(cfg, mcfg, n_params, world, device, dtype, log):
+    """Print what the run needs per GPU and choose the rollout slots; refuse what cannot fit."""
+    shard = world if cfg.fsdp else 1
+    state = n_params * (4 + 4 + 8) / shard  # fp32 master weights + grads + Adam moments
+    copies = n_params * dtype.itemsize * ((dtype != torch.float32) + (cfg.kl_coef > 0))  # sampler, reference
+    kv_token = 2 * mcfg.num_hidden_layers * mcfg.num_key_value_heads * mcfg.head_dim * dtype.itemsize
+    seq_len = cfg.max_prompt_tokens + cfg.max_new_tokens
+    samples = cfg.prompts_per_iter // world * cfg.group_size
+    free = torch.cuda.get_device_properties(device).total_memory * 0.9 if device.type == "cuda" else None
+    slots = cfg.rollout_slots or samples
+    if free is not None and not cfg.rollout_slots:
+        slots = int(min(samples, (free - state - copies) // (kv_token * seq_len)))
+    GB = 2**30
+    log(f"memory plan per rank: weights+grads+adam {state / GB:.1f} GiB | bf16 sampler/reference copies "
+        f"{copies / GB:.1f} GiB | KV {kv_token / 2**10:.0f} KiB/token x {seq_len:,} tokens x {slots} slots = "
+        f"{kv_token * seq_len * slots / GB:.1f} GiB | micro-batch {cfg.micro_batch_size} seqs / "
+        f"{cfg.micro_batch_tokens or 'any'} tokens" + (f" | device {free / 0.9 / GB:.0f} GiB" if free else ""))
+    if slots < 1:
+        raise SystemExit(f"error: this configuration does not fit: the model state alone takes "
+                         f"{(state + copies) / GB:.1f} GiB of {free / GB:.1f} GiB usable. Use more GPUs with "
+                         "--fsdp true, or a smaller --max_new_tokens.")
+    return slots
+
+
+def latest_checkpoint(out_dir):
+    done = sorted(d for d in glob.glob(os.path.join(out_dir, "iter_*")) if d[-6:].isdigit())
+    return done[-1] if done else None
+
+
+def save_checkpoint(path, policy, opt, state, tokenizer_dir, rank):
+    """HF model folder + optimizer + counters + RNG, written to path.tmp then renamed: a crash mid-save
+    leaves the previous checkpoint intact. Every rank joins (FSDP gathers); rank 0 writes."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict
+    model_sd, opt_sd = get_state_dict(policy, opt, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    if rank == 0:
+        tmp = path + ".tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        with torch.device("meta"):
+            full = Qwen2(_unwrap(policy).config)
+        full.load_state_dict(model_sd, assign=True)
+        full.save_pretrained(tmp, tokenizer_dir=tokenizer_dir)
+        rng = dict(python=random.getstate(), torch=torch.get_rng_state())
+        torch.save(dict(optimizer=opt_sd, state=state, rng=rng), os.path.join(tmp, "train_state.pt"))
+        os.replace(tmp, path)
+    if dist.is_initialized():
+        dist.barrier()
+
+
+def _unwrap(m):
+    return m.module if hasattr(m, "module") else m
+
+
+# -----------------------------------------------------------------------------
+# the RL loop
+
+def main(argv):
+    cfg = get_config(argv)
+    rank, world, device = init_distributed(cfg)
+    master = rank == 0
+    log = print if master else (lambda *a, **k: None)
+    if cfg.prompts_per_iter % world or cfg.train_batch_size % world:
+        raise SystemExit(f"error: --prompts_per_iter {cfg.prompts_per_iter} and --train_batch_size "
+                         f"{cfg.train_batch_size} must be divisible by the {world} ranks")
+    dtype = getattr(torch, cfg.dtype) if cfg.dtype else (torch.bfloat16 if device.type == "cuda" else torch.float32)
+    autocast = torch.autocast("cuda", dtype=dtype) if device.type == "cuda" and not cfg.fsdp else nullcontext()
+    random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    log(f"training with {world} rank(s) on {device}, compute dtype {str(dtype)[6:]}, master weights fp32")
+    print_config(cfg, file=sys.stdout if master else open(os.devnull, "w"))
+
+    # Data: the first num_prompts rows, shuffled; the prompt is the raw R1 string (PAPER.md).
+    if cfg.model == "toy-model" and not os.path.exists(os.path.join(cfg.model, "config.json")) and master:
+        import toy
+        toy.build_base_model(cfg.model)
+    if dist.is_initialized():
+        dist.barrier()
+    from transformers import AutoTokenizer
+    resume_dir = latest_checkpoint(cfg.out_dir) if cfg.resume else None
+    try:
+        policy = Qwen2.from_pretrained(resume_dir or cfg.model, device=device, dtype=torch.float32)
+    except (FileNotFoundError, ValueError) as e:
+        raise SystemExit(f"error: {e}")
+    init_folder = cfg.model if os.path.isdir(cfg.model) else policy.source
+    tokenizer = AutoTokenizer.from_pretrained(policy.source)
+    rows = load_rows(cfg.dataset, split="train")[:cfg.num_prompts]
+    random.Random(cfg.seed).shuffle(rows)
+    prompts = [encode(tokenizer, train_prompt(r["problem"])) for r in rows]
+    keep = [i for i, p in enumerate(prompts) if len(p) <= cfg.max_prompt_tokens]
+    if len(keep) < len(rows):
+        log(f"dropped {len(rows) - len(keep)} prompts longer than --max_prompt_tokens {cfg.max_prompt_tokens}")
+    rows, prompts = [rows[i] for i in keep], [prompts[i] for i in keep]
+    if len(rows) < cfg.prompts_per_iter:
+        raise SystemExit(f"error: {len(rows)} usable prompts, fewer than --prompts_per_iter {cfg.prompts_per_iter}")
+
+    # Models: fp32 master weights to train; a copy in the compute dtype to sample from (the same module
+    # on CPU); the frozen initial model for the KL term.
+    policy.gradient_checkpointing = cfg.grad_ckpt
+    sampler = policy if dtype == torch.float32 else Qwen2.from_pretrained(policy.source, device=device, dtype=dtype)
+    ref = None
+    if cfg.kl_coef > 0:
+        ref = Qwen2.from_pretrained(init_folder, device=device, dtype=dtype).eval().requires_grad_(False)
+    n_params = sum(p.numel() for p in policy.parameters())
+    slots = memory_plan(cfg, policy.config, n_params, world, device, dtype, log)
+    model = policy
+    if cfg.fsdp and dist.is_initialized():
+        from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+        mp = MixedPrecisionPolicy(param_dtype=dtype, reduce_dtype=torch.float32)
+        for layer in policy.model.layers:
+            fully_shard(layer, mp_policy=mp)
+        fully_shard(policy, mp_policy=mp)
+    elif dist.is_initialized():
+        from torch.nn.parallel import DistributedDataParallel as DDP
+        model = DDP(policy, device_ids=[device.index] if device.type == "cuda" else None)
+    opt = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, betas=(0.9, 0.95), eps=1e-8,
+                            weight_decay=cfg.weight_decay)
+    state = dict(iter=0, step=0, len0=None)
+    if resume_dir:
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+        ck = torch.load(os.path.join(resume_dir, "train_state.pt"), map_location="cpu", weights_only=False)
+        set_optimizer_state_dict(policy, opt, ck["optimizer"], options=StateDictOptions(full_state_dict=True))
+        state = ck["state"]
+        random.setstate(ck["rng"]["python"])
+        torch.set_rng_state(ck["rng"]["torch"])
+        log(f"resumed from {resume_dir} at iteration {state['iter']}")
+    os.makedirs(cfg.out_dir, exist_ok=True)
+    if master:
+        _truncate_jsonl(os.path.join(cfg.out_dir, "metrics.jsonl"), state["iter"])
+        with open(os.path.join(cfg.out_dir, "config.json"), "w") as f:
+            json.dump(dataclasses.asdict(cfg), f, indent=2)
+    if cfg.wandb and master:
+        import wandb
+        wandb.init(project=cfg.wandb_project, config=dataclasses.asdict(cfg), resume="allow")
+    summary = {}
+    if cfg.eval_benchmark and state["iter"] == 0:
+        summary["initial"] = held_out_eval(sampler, tokenizer, cfg, rank, world, log, "initial model")
+
+    P, G = cfg.prompts_per_iter, cfg.group_size
+    n_local = P // world * G  # sequences of this rank; its global ids start at rank * n_local
+    for it in range(state["iter"], cfg.iters):
+        t0 = time.time()
+        # ---- rollout: G samples of each of this rank's prompts, from the current weights
+        first = it * P + rank * (P // world)
+        batch = [(first + j) % len(rows) for j in range(P // world)]  # the data cursor is the iteration
+        comps = generate(sampler, [prompts[i] for i in batch], n=G, max_new_tokens=cfg.max_new_tokens,
+                         eos_token_id=tokenizer.eos_token_id, temperature=cfg.temperature, top_p=cfg.top_p,
+                         seed=cfg.seed * 1_000_003 + it, sample_offset=rank * n_local, slots=slots,
+                         progress=master)
+        t_rollout = time.time() - t0
+
+        # ---- reward: correctness (EOS and the boxed answer) and the length penalty, per group
+        texts = tokenizer.batch_decode([c.tokens for c in comps], skip_special_tokens=True)
+        golds = [rows[i]["answer"] for i in batch for _ in range(G)]
+        lengths = [len(c.tokens) for c in comps]
+        finished = [c.finished for c in comps]
+        R = reward.group_rewards(texts, golds, lengths, finished, G, cfg.alpha, processes=cfg.reward_workers)
+        t_reward = time.time() - t0 - t_rollout
+
+        # ---- old and reference log-probs, recomputed by the training model on the sampled tokens
+        seqs = [prompts[batch[k // G]] + c.tokens for k, c in enumerate(comps)]
+        plens = [len(prompts[batch[k // G]]) for k in range(len(comps))]
+        old_logp, ref_logp = [], []
+        policy.eval()
+        with torch.no_grad(), autocast:
+            for idxs in micro_batches(range(len(seqs)), lengths, cfg.micro_batch_size, cfg.micro_batch_tokens):
+                old_logp += sequence_logprobs(policy, seqs, plens, idxs, cfg.temperature, device)
+                if ref is not None:
+                    ref_logp += sequence_logprobs(ref, seqs, plens, idxs, cfg.temperature, device)
+        t_logp = time.time() - t0 - t_rollout - t_reward
+
+        # ---- advantages: leave-one-out baseline, k1 KL folded into the reward, whitening over all ranks
+        adv_seq = rloo_advantages(torch.tensor(R["rewards"], device=device), G)
+        kl = [o - r for o, r in zip(old_logp, ref_logp)] if ref is not None else [torch.zeros_like(o) for o in old_logp]
+        adv = [adv_seq[k] - cfg.kl_coef * kl_returns(kl[k]) for k in range(len(seqs))]
+        if cfg.whiten:
+            adv = list(whiten(torch.cat(adv), all_sum).split(lengths))
+
+        # ---- update: minibatches drawn from the global batch in an order that does not depend on the
+        # number of ranks; each rank runs the members it holds, gradients meet at the last micro-batch.
+        all_lengths = torch.zeros(P * G, dtype=torch.long, device=device)
+        all_lengths[rank * n_local:(rank + 1) * n_local] = torch.tensor(lengths, device=device)
+        all_lengths = all_sum(all_lengths).tolist()
+        policy.train()
+        B = cfg.train_batch_size
+        upd = torch.zeros(3, device=device)  # loss, clipfrac, grad-norm summed over minibatches
+        for epoch in range(cfg.epochs):
+            perm = torch.randperm(P * G, generator=torch.Generator().manual_seed(cfg.seed + 1000 * it + epoch))
+            for mb in range(P * G // B):
+                members = perm[mb * B:(mb + 1) * B].tolist()
+                n_tokens = sum(all_lengths[g] for g in members)
+                mine = [g - rank * n_local for g in members if rank * n_local <= g < (rank + 1) * n_local]
+                mbs = micro_batches(mine, lengths, cfg.micro_batch_size, cfg.micro_batch_tokens) or [None]
+                for j, idxs in enumerate(mbs):
+                    last = j == len(mbs) - 1
+                    if cfg.fsdp and dist.is_initialized():
+                        policy.set_requires_gradient_sync(last)
+                    sync = model.no_sync() if model is not policy and not last else nullcontext()
+                    with sync, autocast:
+                        ids = idxs or [0]  # a rank with no member still joins the gradient sync, weight 0
+                        logp = torch.cat(sequence_logprobs(model, seqs, plens, ids, cfg.temperature, device))
+                        weight = agg_weights([lengths[i] for i in ids], cfg.loss_agg, B, n_tokens).to(device)
+                        loss, clipfrac = ppo_loss(logp, torch.cat([old_logp[i] for i in ids]),
+                                                  torch.cat([adv[i] for i in ids]), weight * bool(idxs),
+                                                  cfg.clip_eps)
+                        (loss * world).backward()  # DDP/FSDP average gradients over ranks; the loss is a sum
+                    upd[:2] += torch.stack([loss.detach(), clipfrac.detach()])
+                grad_norm = torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.grad_clip)
+                upd[2] += grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm
+                lr = get_lr(state["step"], cfg)
+                for group in opt.param_groups:
+                    group["lr"] = lr
+                opt.step()
+                opt.zero_grad(set_to_none=True)
+                state["step"] += 1
+        if sampler is not policy:  # the next rollout samples from the updated weights
+            with torch.no_grad():
+                for ps, p in zip(sampler.parameters(), policy.parameters()):
+                    ps.copy_(p.full_tensor() if hasattr(p, "full_tensor") else p)
+        t_update = time.time() - t0 - t_rollout - t_reward - t_logp
+
+        # ---- log: every number is summed over ranks
+        corr = torch.tensor(R["correct"], dtype=torch.bool)
+        lens = torch.tensor(lengths, dtype=torch.float)
+        groups = corr.view(-1, G)
+        kl_tok = torch.cat(kl)
+        s = all_sum(torch.tensor([
+            sum(R["rewards"]), corr.sum(), len(comps), lens.sum(), (lens * corr).sum(), corr.sum(),
+            (lens * ~corr).sum(), (~corr).sum(), len(comps) - sum(finished), groups.all(1).sum(),
+            (~groups).all(1).sum(), len(groups), kl_tok.sum().item(), kl_tok.numel()], dtype=torch.float64,
+            device=device)).tolist()
+        upd = (all_sum(upd[:2]) / (cfg.epochs * P * G // B)).tolist() + [upd[2].item() / (cfg.epochs * P * G // B)]
+        n = s[2]
+        state["len0"] = state["len0"] or s[3] / n
+        m = dict(iter=it + 1, reward=s[0] / n, accuracy=s[1] / n, mean_len=s[3] / n,
+                 len_correct=s[4] / max(s[5], 1), len_wrong=s[6] / max(s[7], 1), truncated=s[8] / n,
+                 all_correct=s[9] / s[11], all_wrong=s[10] / s[11], kl=s[12] / max(s[13], 1),
+                 loss=upd[0], clipfrac=upd[1], grad_norm=upd[2], lr=lr, step=state["step"],
+                 loss_agg=cfg.loss_agg, time=time.time() - t0, t_rollout=t_rollout, t_reward=t_reward,
+                 t_logprobs=t_logp, t_update=t_update)
+        log(f"iter {it + 1:03d}/{cfg.iters} | reward {m['reward']:.3f} | acc {m['accuracy']:.3f} | "
+            f"len {m['mean_len']:,.0f} ({m['mean_len'] / state['len0'] - 1:+.0%}) | "
+            f"len+ {m['len_correct']:,.0f} len- {m['len_wrong']:,.0f} | trunc {m['truncated']:.0%} | "
+            f"all+ {m['all_correct']:.0%} all- {m['all_wrong']:.0%} | kl {m['kl']:.4f} | clip {m['clipfrac']:.3f} | "
+            f"lr {lr:.0e} | {m['time']:.1f}s (rollout {t_rollout:.1f}s, logp {t_logp:.1f}s, update {t_update:.1f}s)")
+        if master:
+            with open(os.path.join(cfg.out_dir, "metrics.jsonl"), "a") as f:
+                f.write(json.dumps(m) + "\n")
+            with open(os.path.join(cfg.out_dir, "samples.jsonl"), "a") as f:
+                for k in range(min(2, len(comps))):
+                    f.write(json.dumps(dict(iter=it + 1, problem=rows[batch[k // G]]["problem"],
+                                            gold=golds[k], response=texts[k], tokens=lengths[k],
+                                            finished=finished[k], correct=R["correct"][k],
+                                            reward=R["rewards"][k])) + "\n")
+            if cfg.wandb:
+                wandb.log({k: v for k, v in m.items() if not isinstance(v, str)}, step=it + 1)
+
+        # ---- checkpoint
+        state["iter"] = it + 1
+        if cfg.save_every and (it + 1) % cfg.save_every == 0 and it + 1 < cfg.iters:
+            save_checkpoint(os.path.join(cfg.out_dir, f"iter_{it + 1:06d}"), policy, opt, state, policy.source, rank)
+
+    final = os.path.join(cfg.out_dir, "final")
+    save_checkpoint(final, policy, opt, state, policy.source, rank)
+    log(f"saved {final}")
+    if cfg.eval_benchmark:
+        summary["final"] = held_out_eval(sampler, tokenizer, cfg, rank, world, log, "final model")
+        if master and "initial" in summary:
+            summary = dict(init_model=cfg.model, final_model=final, **summary)
+            with open(os.path.join(cfg.out_dir, "summary.json"), "w") as f:
+                json.dump(summary, f, indent=2)
+            i, f_ = summary["initial"], summary["final"]
+            log(f"\n| {cfg.eval_benchmark} held-out ({cfg.eval_problems} problems, T={cfg.eval_temperature}) "
+                f"| accuracy | mean tokens |\n|---|---|---|\n"
+                f"| initial | {i['accuracy']:.3f} | {i['mean_tokens']:.1f} |\n"
+                f"| final (alpha {cfg.alpha}) | {f_['accuracy']:.3f} | {f_['mean_tokens']:.1f} "
+                f"({f_['mean_tokens'] / i['mean_tokens'] - 1:+.0%}) |")
+
+
+def held_out_eval(model, tokenizer, cfg, rank, world, log, name):
+    from eval import evaluate
+    rows = load_rows(cfg.eval_benchmark, split="test")[:cfg.eval_problems]
+    res = evaluate(model, tokenizer, rows, n=1, temperature=cfg.eval_temperature, max_new_tokens=cfg.max_new_tokens,
+                   seed=cfg.seed, rank=rank, world=world)
+    log(f"{name}: held-out accuracy {res['accuracy']:.3f}, mean tokens {res['mean_tokens']:.1f}")
+    return {"accuracy": res["accuracy"], "mean_tokens": res["mean_tokens"]}
+
+
+def _truncate_jsonl(path, n_iters):
+    """On resume, drop log lines of iterations after the checkpoint (they will be run again)."""
+    if os.path.exists(path):
+        with open(path) as f:
+            lines = [l for l in f if json.loads(l)["iter"] <= n_iters]
+        with open(path, "w") as f:
+            f.writelines(lines)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
+    if dist.is_initialized():  # torchrun + gloo can abort after the work is done: leave cleanly
+        dist.barrier()
+        dist.destroy_process_group()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
