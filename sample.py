@@ -60,13 +60,14 @@ def sample_tokens(logits, temperature, top_p, u):
 
 @torch.no_grad()
 def generate(model, prompts, *, n=1, max_new_tokens, eos_token_id, temperature=1.0, top_p=1.0, seed=0,
-             sample_offset=0, slots=None, sync_every=None, prefill_batch=16, progress=False):
+             sample_offset=0, slots=None, sync_every=None, prefill_batch=16, continuous=True, progress=False):
     """Sample n completions for each prompt (lists of token ids, any lengths).
 
     Returns len(prompts) * n Completions grouped by prompt: prompt i's samples at i*n .. i*n+n-1.
     temperature 0 is greedy. Sample j (global id sample_offset + j) draws its randomness from
     (seed, sample id, step) only. slots: rows decoded together (default all samples, at most 256);
     sync_every: decode steps between the host's checks for finished rows (1 on CPU, 8 on CUDA).
+    continuous=False is the lock-step baseline: a batch of slots runs until all its rows end.
     """
     cfg, device = model.config, model.lm_head.weight.device
     dtype = model.lm_head.weight.dtype
@@ -105,7 +106,7 @@ def generate(model, prompts, *, n=1, max_new_tokens, eos_token_id, temperature=1
     active = torch.zeros(S, dtype=torch.bool, device=device)
     host_sample, host_len = [None] * S, [0] * S  # the host's view: no sync needed to size the attention
     pending = deque(range(N))
-    t0, done = time.time(), 0
+    t0, t_shown, done = time.time(), 0.0, 0
 
     def fill(s, j):
         g = j // n
@@ -118,19 +119,21 @@ def generate(model, prompts, *, n=1, max_new_tokens, eos_token_id, temperature=1
     while True:
         # Sync point: harvest finished rows, hand their slots to waiting samples.
         alive = active.tolist()
+        refill = continuous or not any(alive)
         for s in range(S):
             if host_sample[s] is not None and not alive[s]:
                 host_sample[s], host_len[s] = None, 0
                 cache.seqlens[s] = 0  # an idle row keeps writing at its position: keep it inside kv_len
                 done += 1
-            if host_sample[s] is None and pending:
+            if host_sample[s] is None and pending and refill:
                 fill(s, pending.popleft())
-        if progress:
+        if progress and (time.time() - t_shown > 0.5 or done == N):
             _progress(done, N, int(out_len.sum()), time.time() - t0)
+            t_shown = time.time()
         live = [s for s in range(S) if host_sample[s] is not None]
         if not live:
             break
-        if not pending and len(live) <= S // 2:  # the tail: stop decoding the idle rows
+        if continuous and not pending and len(live) <= S // 2:  # the tail: stop decoding the idle rows
             keep = torch.tensor(live, device=device)
             cache = KVCache(cache.k[:, keep], cache.v[:, keep], cache.seqlens[keep])
             slot_sample, cur_tok, active = slot_sample[keep], cur_tok[keep], active[keep]
