@@ -273,15 +273,15 @@ class Qwen2(nn.Module):
         x = self.model.norm(x)
         if targets is None:
             return self.lm_head(x)
-        # The full (B*T, vocab) fp32 logits would not fit for long responses (vocab 152k): compute them a
-        # chunk at a time, and recompute each chunk in the backward instead of keeping it.
-        x, t = x.reshape(B * T, -1), targets.reshape(B * T)
+        # The full (B, T, vocab) fp32 logits would not fit for long responses (vocab 152k): compute them a
+        # chunk of positions at a time, and recompute each chunk in the backward instead of keeping it.
+        step = max(1, self.logprob_chunk // B)
         chunks = []
-        for a in range(0, B * T, self.logprob_chunk):
-            args = (x[a:a + self.logprob_chunk], t[a:a + self.logprob_chunk], self.lm_head.weight, temperature)
+        for a in range(0, T, step):
+            args = (x[:, a:a + step], targets[:, a:a + step], self.lm_head.weight, temperature)
             chunks.append(checkpoint(_target_logprobs, *args, use_reentrant=False) if x.requires_grad
                           else _target_logprobs(*args))
-        return torch.cat(chunks).view(B, T)
+        return torch.cat(chunks, 1)  # (B, T)
 
     # -------------------------------------------------------------------------
     # Hugging Face checkpoints
@@ -346,8 +346,8 @@ TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json", "special_tokens_ma
 
 
 def _target_logprobs(x, targets, weight, temperature):
-    logits = (x @ weight.T).float() / temperature  # (N, vocab) in fp32: log-softmax over 152k needs it
-    logp = logits.gather(1, targets.clamp(min=0)[:, None])[:, 0] - logits.logsumexp(-1)
+    logits = (x @ weight.T).float() / temperature  # (B, t, vocab) in fp32: log-softmax over 152k needs it
+    logp = logits.gather(-1, targets.clamp(min=0)[..., None])[..., 0] - logits.logsumexp(-1)
     return torch.where(targets >= 0, logp, 0.0)
 
 

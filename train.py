@@ -207,7 +207,7 @@ def memory_plan(cfg, mcfg, n_params, world, device, dtype, log):
     """Print what the run needs per GPU and choose the rollout slots; refuse what cannot fit."""
     shard = world if cfg.fsdp else 1
     state = n_params * (4 + 4 + 8) / shard  # fp32 master weights + grads + Adam moments
-    copies = n_params * dtype.itemsize * ((dtype != torch.float32) + (cfg.kl_coef > 0))  # sampler, reference
+    copies = n_params * dtype.itemsize * ((dtype != torch.float32 or cfg.fsdp) + (cfg.kl_coef > 0))  # sampler, ref
     kv_token = 2 * mcfg.num_hidden_layers * mcfg.num_key_value_heads * mcfg.head_dim * dtype.itemsize
     seq_len = cfg.max_prompt_tokens + cfg.max_new_tokens
     samples = cfg.prompts_per_iter // world * cfg.group_size
@@ -300,14 +300,17 @@ def main(argv):
     # Models: fp32 master weights to train; a copy in the compute dtype to sample from (the same module
     # on CPU); the frozen initial model for the KL term.
     policy.gradient_checkpointing = cfg.grad_ckpt
-    sampler = policy if dtype == torch.float32 else Qwen2.from_pretrained(policy.source, device=device, dtype=dtype)
+    sharded = cfg.fsdp and dist.is_initialized()
+    sampler = policy  # FSDP needs an unsharded copy: ranks run different numbers of decode steps
+    if dtype != torch.float32 or sharded:
+        sampler = Qwen2.from_pretrained(policy.source, device=device, dtype=dtype).eval().requires_grad_(False)
     ref = None
     if cfg.kl_coef > 0:
         ref = Qwen2.from_pretrained(init_folder, device=device, dtype=dtype).eval().requires_grad_(False)
     n_params = sum(p.numel() for p in policy.parameters())
     slots = memory_plan(cfg, policy.config, n_params, world, device, dtype, log)
     model = policy
-    if cfg.fsdp and dist.is_initialized():
+    if sharded:
         from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
         mp = MixedPrecisionPolicy(param_dtype=dtype, reduce_dtype=torch.float32)
         for layer in policy.model.layers:
@@ -365,9 +368,10 @@ def main(argv):
         plens = [len(prompts[batch[k // G]]) for k in range(len(comps))]
         old_logp, ref_logp = [], []
         policy.eval()
+        scorer = sampler if sharded else policy  # the same weights; the sharded one would need lock-step ranks
         with torch.no_grad(), autocast:
             for idxs in micro_batches(range(len(seqs)), lengths, cfg.micro_batch_size, cfg.micro_batch_tokens):
-                old_logp += sequence_logprobs(policy, seqs, plens, idxs, cfg.temperature, device)
+                old_logp += sequence_logprobs(scorer, seqs, plens, idxs, cfg.temperature, device)
                 if ref is not None:
                     ref_logp += sequence_logprobs(ref, seqs, plens, idxs, cfg.temperature, device)
         t_logp = time.time() - t0 - t_rollout - t_reward
@@ -392,15 +396,19 @@ def main(argv):
             for mb in range(P * G // B):
                 members = perm[mb * B:(mb + 1) * B].tolist()
                 n_tokens = sum(all_lengths[g] for g in members)
-                mine = [g - rank * n_local for g in members if rank * n_local <= g < (rank + 1) * n_local]
-                mbs = micro_batches(mine, lengths, cfg.micro_batch_size, cfg.micro_batch_tokens) or [None]
-                for j, idxs in enumerate(mbs):
-                    last = j == len(mbs) - 1
-                    if cfg.fsdp and dist.is_initialized():
+                # Every rank splits every rank's share the same way, so all run the same number of
+                # micro-batches (FSDP gathers weights in each forward); a short rank pads with weight-0 ones.
+                splits = [micro_batches([g for g in members if r * n_local <= g < (r + 1) * n_local], all_lengths,
+                                        cfg.micro_batch_size, cfg.micro_batch_tokens) for r in range(world)]
+                n_micro = max(len(sp) for sp in splits)
+                mine = [[g - rank * n_local for g in sp] for sp in splits[rank]]
+                for j, idxs in enumerate(mine + [None] * (n_micro - len(mine))):
+                    last = j == n_micro - 1
+                    if sharded:
                         policy.set_requires_gradient_sync(last)
                     sync = model.no_sync() if model is not policy and not last else nullcontext()
                     with sync, autocast:
-                        ids = idxs or [0]  # a rank with no member still joins the gradient sync, weight 0
+                        ids = idxs or [0]
                         logp = torch.cat(sequence_logprobs(model, seqs, plens, ids, cfg.temperature, device))
                         weight = agg_weights([lengths[i] for i in ids], cfg.loss_agg, B, n_tokens).to(device)
                         loss, clipfrac = ppo_loss(logp, torch.cat([old_logp[i] for i in ids]),
