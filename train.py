@@ -228,8 +228,14 @@ def memory_plan(cfg, mcfg, n_params, world, device, dtype, log):
 
 
 def latest_checkpoint(out_dir):
-    done = sorted(d for d in glob.glob(os.path.join(out_dir, "iter_*")) if d[-6:].isdigit())
-    return done[-1] if done else None
+    """The checkpoint (iter_NNNNNN/ or final/) with the most iterations done, or None."""
+    best, best_iter = None, -1
+    for d in glob.glob(os.path.join(out_dir, "iter_*")) + [os.path.join(out_dir, "final")]:
+        if os.path.exists(os.path.join(d, "state.json")):  # written last: the checkpoint is complete
+            with open(os.path.join(d, "state.json")) as f:
+                n = json.load(f)["iter"]
+            best, best_iter = (d, n) if n > best_iter else (best, best_iter)
+    return best
 
 
 def save_checkpoint(path, policy, opt, state, tokenizer_dir, rank):
@@ -246,6 +252,9 @@ def save_checkpoint(path, policy, opt, state, tokenizer_dir, rank):
         full.save_pretrained(tmp, tokenizer_dir=tokenizer_dir)
         rng = dict(python=random.getstate(), torch=torch.get_rng_state())
         torch.save(dict(optimizer=opt_sd, state=state, rng=rng), os.path.join(tmp, "train_state.pt"))
+        with open(os.path.join(tmp, "state.json"), "w") as f:
+            json.dump(state, f)
+        shutil.rmtree(path, ignore_errors=True)  # only final/ is ever rewritten; iter_* names are unique
         os.replace(tmp, path)
     if dist.is_initialized():
         dist.barrier()
@@ -330,6 +339,8 @@ def main(argv):
         random.setstate(ck["rng"]["python"])
         torch.set_rng_state(ck["rng"]["torch"])
         log(f"resumed from {resume_dir} at iteration {state['iter']}")
+    elif cfg.resume:
+        log(f"--resume: no checkpoint in {cfg.out_dir}, starting from {cfg.model}")
     os.makedirs(cfg.out_dir, exist_ok=True)
     if master:
         _truncate_jsonl(os.path.join(cfg.out_dir, "metrics.jsonl"), state["iter"])
@@ -474,6 +485,12 @@ def main(argv):
     final = os.path.join(cfg.out_dir, "final")
     save_checkpoint(final, policy, opt, state, policy.source, rank)
     log(f"saved {final}")
+    if dist.is_initialized() and not sharded:  # DDP replicas must hold the same weights: check, not trust
+        sums = torch.stack([p.detach().double().sum() for p in policy.parameters()])
+        lo, hi = sums.clone(), sums.clone()
+        dist.all_reduce(lo, op=dist.ReduceOp.MIN)
+        dist.all_reduce(hi, op=dist.ReduceOp.MAX)
+        log(f"weights identical on all {world} ranks: {torch.equal(lo, hi)}")
     if cfg.eval_benchmark:
         summary["final"] = held_out_eval(sampler, tokenizer, cfg, rank, world, log, "final model")
         if master and "initial" in summary:
