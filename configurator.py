@@ -51,6 +51,6 @@ def parse_args(config_cls, argv, **overrides):
         raise SystemExit(f"error: {e}") from None
 
 
-def print_config(cfg, file=sys.stdout):
+def print_config(cfg, file=None):
     for k, v in dataclasses.asdict(cfg).items():
-        print(f"  {k:<22} {v}", file=file)
+        print(f"  {k:<22} {v}", file=file or sys.stdout)

@@ -296,7 +296,7 @@ def main(argv):
         raise SystemExit(f"error: {e}")
     init_folder = cfg.model if os.path.isdir(cfg.model) else policy.source
     tokenizer = AutoTokenizer.from_pretrained(policy.source)
-    rows = load_rows(cfg.dataset, split="train")[:cfg.num_prompts]
+    rows = load_rows(cfg.dataset, split="train", limit=cfg.num_prompts)
     random.Random(cfg.seed).shuffle(rows)
     prompts = [encode(tokenizer, train_prompt(r["problem"])) for r in rows]
     keep = [i for i, p in enumerate(prompts) if len(p) <= cfg.max_prompt_tokens]
@@ -343,7 +343,8 @@ def main(argv):
         log(f"--resume: no checkpoint in {cfg.out_dir}, starting from {cfg.model}")
     os.makedirs(cfg.out_dir, exist_ok=True)
     if master:
-        _truncate_jsonl(os.path.join(cfg.out_dir, "metrics.jsonl"), state["iter"])
+        for name in ("metrics.jsonl", "samples.jsonl"):
+            _truncate_jsonl(os.path.join(cfg.out_dir, name), state["iter"])
         with open(os.path.join(cfg.out_dir, "config.json"), "w") as f:
             json.dump(dataclasses.asdict(cfg), f, indent=2)
     if cfg.wandb and master:
@@ -351,7 +352,10 @@ def main(argv):
         wandb.init(project=cfg.wandb_project, config=dataclasses.asdict(cfg), resume="allow")
     summary = {}
     if cfg.eval_benchmark and state["iter"] == 0:
-        summary["initial"] = held_out_eval(sampler, tokenizer, cfg, rank, world, log, "initial model")
+        summary["initial"] = held_out_eval(sampler, tokenizer, cfg, rank, world, log, "initial", cfg.model)
+    elif cfg.eval_benchmark and os.path.exists(os.path.join(cfg.out_dir, "eval_initial.json")):
+        with open(os.path.join(cfg.out_dir, "eval_initial.json")) as f:  # measured before the resume
+            summary["initial"] = next(iter(json.load(f)["benchmarks"].values()), None)
 
     P, G = cfg.prompts_per_iter, cfg.group_size
     n_local = P // world * G  # sequences of this rank; its global ids start at rank * n_local
@@ -492,12 +496,12 @@ def main(argv):
         dist.all_reduce(hi, op=dist.ReduceOp.MAX)
         log(f"weights identical on all {world} ranks: {torch.equal(lo, hi)}")
     if cfg.eval_benchmark:
-        summary["final"] = held_out_eval(sampler, tokenizer, cfg, rank, world, log, "final model")
-        if master and "initial" in summary:
+        summary["final"] = held_out_eval(sampler, tokenizer, cfg, rank, world, log, "final", final)
+        if master and summary.get("initial"):
             summary = dict(init_model=cfg.model, final_model=final, **summary)
             with open(os.path.join(cfg.out_dir, "summary.json"), "w") as f:
                 json.dump(summary, f, indent=2)
-            i, f_ = summary["initial"], summary["final"]
+            i, f_ = summary["initial"], summary["final"]  # eval.py's metrics, by_difficulty included
             log(f"\n| {cfg.eval_benchmark} held-out ({cfg.eval_problems} problems, T={cfg.eval_temperature}) "
                 f"| accuracy | mean tokens |\n|---|---|---|\n"
                 f"| initial | {i['accuracy']:.3f} | {i['mean_tokens']:.1f} |\n"
@@ -505,13 +509,25 @@ def main(argv):
                 f"({f_['mean_tokens'] / i['mean_tokens'] - 1:+.0%}) |")
 
 
-def held_out_eval(model, tokenizer, cfg, rank, world, log, name):
-    from eval import evaluate
-    rows = load_rows(cfg.eval_benchmark, split="test")[:cfg.eval_problems]
-    res = evaluate(model, tokenizer, rows, n=1, temperature=cfg.eval_temperature, max_new_tokens=cfg.max_new_tokens,
-                   seed=cfg.seed, rank=rank, world=world)
-    log(f"{name}: held-out accuracy {res['accuracy']:.3f}, mean tokens {res['mean_tokens']:.1f}")
-    return {"accuracy": res["accuracy"], "mean_tokens": res["mean_tokens"]}
+def held_out_eval(model, tokenizer, cfg, rank, world, log, name, label):
+    """eval.py's protocol on the held-out split; metrics on rank 0 (None elsewhere), files in out_dir."""
+    import eval as evaluation
+    bench = os.path.splitext(os.path.basename(cfg.eval_benchmark))[0]
+    out = os.path.join(cfg.out_dir, f"eval_{name}.json")
+    if rank == 0:  # never resume from the records of another run
+        for path in glob.glob(glob.escape(os.path.splitext(out)[0]) + "*"):
+            os.remove(path)
+    if dist.is_initialized():
+        dist.barrier()
+    ecfg = evaluation.EvalConfig(model=label, benchmark=cfg.eval_benchmark, k=1, temperature=cfg.eval_temperature,
+                                 max_new_tokens=cfg.max_new_tokens, limit=cfg.eval_problems, out=out,
+                                 seed=cfg.seed, progress=False)
+    rows = load_rows(cfg.eval_benchmark, split="test", limit=cfg.eval_problems)
+    res = evaluation.run(ecfg, {bench: rows}, model, tokenizer, rank, world)
+    if res is None:
+        return None
+    log(f"{name} model: held-out accuracy {res[bench]['accuracy']:.3f}, mean tokens {res[bench]['mean_tokens']:.1f}")
+    return res[bench]
 
 
 def _truncate_jsonl(path, n_iters):

@@ -1,0 +1,127 @@
+"""
+Problems and prompts shared by train.py and eval.py.
+
+load_rows(spec) gives [{problem, answer[, difficulty]}] from a benchmark name (gsm8k, math500, aime24), a
+Hugging Face dataset id (`org/name` or `org/name:split`, needs the `datasets` package), a local .jsonl /
+.parquet file, or `toy` (the built-in task of toy.py). Gold answers come from an `answer` field (GSM8K's
+`... #### 72` keeps what follows ####) or else the last \\boxed{} of a `solution` field.
+
+    rows = load_rows("math500")                             # HuggingFaceH4/MATH-500, test split
+    rows = load_rows("daman1209arora/compression_dataset", split="train")
+    ids = encode(tok, chat_prompt(tok, rows[0]["problem"]))  # evaluation prompt
+    ids = encode(tok, train_prompt(rows[0]["problem"]))      # training prompt
+"""
+import json
+import os
+import sys
+
+BOS, USER, ASSISTANT = "<｜begin▁of▁sentence｜>", "<｜User｜>", "<｜Assistant｜>"
+INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{{}}. Question: {problem}"
+
+# name: (Hugging Face id, config, split, samples per problem in the paper's evaluation)
+BENCHMARKS = {
+    "gsm8k": ("openai/gsm8k", "main", "test", 1),  # 1,319 problems, gold after "####"
+    "math500": ("HuggingFaceH4/MATH-500", None, "test", 3),  # 500 problems, `answer` column
+    "aime24": ("HuggingFaceH4/aime_2024", None, "train", 10),  # 30 problems (its only split is "train")
+}
+PROBLEM_FIELDS, ANSWER_FIELDS = ("problem", "question"), ("answer", "solution")
+TOY_PROBLEMS = 250  # toy problems when no limit is given
+
+
+def train_prompt(problem):
+    """The raw R1 training prompt (not the chat template); it already holds BOS."""
+    return BOS + USER + INSTRUCTION.format(problem=problem) + ASSISTANT
+
+
+def chat_prompt(tokenizer, problem):
+    """The evaluation prompt: the same user message through the tokenizer's chat template."""
+    return tokenizer.apply_chat_template([{"role": "user", "content": INSTRUCTION.format(problem=problem)}],
+                                         tokenize=False, add_generation_prompt=True)
+
+
+def encode(tokenizer, text):
+    return tokenizer.encode(text, add_special_tokens=False)  # both prompts carry their own BOS
+
+
+def load_rows(spec, split="test", limit=0, seed=0):
+    """[{problem, answer[, difficulty]}]: rows without a usable problem or answer are reported on stderr and
+    dropped; limit > 0 keeps the first `limit` rows that remain; seed only picks the toy problems."""
+    raw = _read(spec, split, limit, seed)
+    raw = [{str(k).lower(): v for k, v in r.items()} for r in raw]
+    found = sorted({k for r in raw for k in r})
+    if not raw or not set(found) & set(PROBLEM_FIELDS) or not set(found) & set(ANSWER_FIELDS):
+        raise SystemExit(f"error: {spec}: rows need a problem field ({' or '.join(PROBLEM_FIELDS)}) and an answer "
+                         f"field ({' or '.join(ANSWER_FIELDS)}); found {', '.join(found) or 'no rows'}")
+    rows, dropped = [], []
+    for i, r in enumerate(raw):
+        problem = next((str(r[f]) for f in PROBLEM_FIELDS if r.get(f) is not None), "").strip()
+        answer = _gold(r)
+        if not problem or answer is None:
+            dropped.append(i)
+            continue
+        row = {"problem": problem, "answer": answer}
+        difficulty = r.get("difficulty", r.get("level"))  # MATH has "level"; the toy task "difficulty"
+        if difficulty is not None:
+            row["difficulty"] = difficulty
+        rows.append(row)
+    if dropped:
+        print(f"{spec}: dropped {len(dropped)} of {len(raw)} rows without a usable problem or answer "
+              f"(rows {', '.join(map(str, dropped[:5]))}{', ...' if len(dropped) > 5 else ''})", file=sys.stderr)
+    if not rows:
+        raise SystemExit(f"error: {spec}: none of its {len(raw)} rows has a usable problem and answer")
+    return rows[:limit] if limit > 0 else rows
+
+
+def _gold(r):
+    answer = r.get("answer")
+    if answer is not None and str(answer).strip():
+        answer = str(answer)
+        if "####" in answer:  # GSM8K: the worked solution, then "#### 1,234"
+            answer = answer.rsplit("####", 1)[1].replace(",", "")
+        return answer.strip() or None
+    if r.get("solution") is not None:
+        from reward import gold_from_solution
+        return gold_from_solution(str(r["solution"]))
+    return None
+
+
+def _read(spec, split, limit, seed):
+    if spec == "toy":
+        import toy
+        if not hasattr(toy, "problems"):
+            raise SystemExit("error: this toy.py has no problems(): the toy benchmark is not available")
+        return toy.problems(split, limit or TOY_PROBLEMS, seed)
+    if spec.endswith((".jsonl", ".json", ".parquet")) or os.path.isfile(spec):
+        if not os.path.isfile(spec):
+            raise SystemExit(f"error: benchmark file {spec!r} does not exist")
+        if spec.endswith(".parquet"):
+            import pyarrow.parquet as pq
+            return pq.read_table(spec).to_pylist()
+        with open(spec, encoding="utf-8") as f:
+            try:
+                if spec.endswith(".json"):
+                    return json.load(f)
+                return [json.loads(line) for line in f if line.strip()]
+            except json.JSONDecodeError as e:
+                raise SystemExit(f"error: {spec} is not valid JSON / JSON lines: {e}") from None
+    if spec in BENCHMARKS:
+        return _read_hub(*BENCHMARKS[spec][:3])
+    name, _, hub_split = spec.partition(":")
+    if name.count("/") == 1 and not name.startswith((".", "/", "~")):
+        return _read_hub(name, None, hub_split or split)
+    raise SystemExit(f"error: unknown benchmark {spec!r}: use {', '.join(BENCHMARKS)}, toy, a Hugging Face "
+                     "dataset id (org/name or org/name:split) or a .jsonl / .parquet file")
+
+
+def _read_hub(name, config, split):
+    try:
+        import datasets
+    except ImportError:
+        raise SystemExit(f"error: loading {name!r} from the Hugging Face hub needs `pip install datasets`; or pass "
+                         "a local .jsonl / .parquet file with problem and answer fields") from None
+    try:
+        return list(datasets.load_dataset(name, config, split=split))
+    except Exception as e:  # offline, unknown id or split: one line, not the hub client's traceback
+        raise SystemExit(f"error: could not load {name!r} split {split!r} ({type(e).__name__}: "
+                         f"{str(e).splitlines()[0] if str(e) else ''}); pass a local .jsonl / .parquet file "
+                         "with problem and answer fields instead") from None

@@ -1,0 +1,339 @@
+"""
+Evaluate a model as in the paper: chat-template prompt, temperature 0.6, top_p 1.0, 32,768 new tokens,
+k samples per problem (GSM8K 1, MATH500 3, AIME 2024 10); accuracy = mean over problems of the mean
+correctness of its k samples (a truncated response is wrong), tokens = mean generated tokens per sample.
+
+    python eval.py --model deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B --out results/base.json     # one GPU
+    torchrun --nproc_per_node=8 eval.py --model out/alpha0.2 --out results/alpha0.2.json         # 8 GPUs
+    python eval.py --model toy-model --benchmark toy --max_new_tokens 256 --out results/toy.json  # CPU
+    python eval.py --benchmark problems.jsonl --n 4 --model DIR    # local file; under torchrun write --k 4
+    python eval.py --plot results/base.json results/alpha0.2.json --out pareto.png
+
+Writes --out (metrics per benchmark, JSON), the per-sample records beside it (NAME.samples.jsonl) and a
+markdown table on stdout. Rerunning with the same --out skips the problems already recorded.
+"""
+import glob
+import json
+import os
+import sys
+import time
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+from datetime import timedelta
+
+import torch
+import torch.distributed as dist
+
+from data import BENCHMARKS, chat_prompt, encode, load_rows
+from reward import extract_boxed, grade_many, is_equiv
+from sample import generate
+
+RESUME_KEYS = ("model", "k", "temperature", "top_p", "max_new_tokens", "seed")  # must match to resume
+
+
+@dataclass
+class EvalConfig:
+    model: str = "toy-model"  # local Hugging Face folder or hub id
+    benchmark: str = "gsm8k,math500,aime24"  # comma-separated: those names, toy, an HF id, a .jsonl/.parquet
+    k: int = 0  # samples per problem (alias --n); 0 = the paper's: gsm8k 1, math500 3, aime24 10, others 1
+    temperature: float = 0.6  # 0 = greedy
+    top_p: float = 1.0
+    max_new_tokens: int = 32768  # capped at the model's context length minus the longest prompt
+    seed: int = 0  # sample j of problem i draws from (seed, i * k + j): results do not depend on the ranks
+    limit: int = 0  # first problems of each benchmark only; 0 = all
+    out: str = "results.json"  # metrics; per-sample records go to NAME.samples.jsonl beside it
+    chunk: int = 512  # samples per generate call; records are appended to the JSONL after each
+    slots: int = 0  # rows decoded at once; 0 = what fits in 70% of free GPU memory (at most 256)
+    grader_processes: int = 0  # worker processes for grading; 0 = in this process
+    device: str = ""  # "" = cuda if available, else cpu
+    progress: bool = True  # progress bars on stderr (rank 0)
+    plot: str = ""  # comma-separated result JSON files: plot accuracy vs tokens to --out instead of evaluating
+
+
+def majority_correct(samples):
+    """Vote over the extracted answers of the finished samples (equal answers by reward.is_equiv); the most
+    voted answer's correctness, ties going to the answer seen first. No vote at all is wrong."""
+    votes = []  # [representative sample, count]
+    for s in samples:
+        if not s["finished"] or s["answer"] is None:
+            continue
+        for v in votes:
+            if s["answer"] == v[0]["answer"] or is_equiv(s["answer"], v[0]["answer"]):
+                v[1] += 1
+                break
+        else:
+            votes.append([s, 1])
+    return bool(votes) and bool(max(votes, key=lambda v: v[1])[0]["correct"])
+
+
+def summarize(problems):
+    """problems: one list of sample records per problem. Accuracy is per problem first, then averaged."""
+    samples = [s for p in problems for s in p]
+    correct = [[s["correct"] and s["finished"] for s in p] for p in problems]  # truncated = wrong
+    mean = lambda xs: sum(xs) / max(len(xs), 1)  # noqa: E731
+    return {"accuracy": mean([mean(c) for c in correct]),
+            "mean_tokens": mean([s["tokens"] for s in samples]),
+            "truncated_frac": mean([not s["finished"] for s in samples]),
+            "n_problems": len(problems), "n_samples": len(samples),
+            "pass_at_k": mean([any(c) for c in correct]),
+            "majority_accuracy": mean([majority_correct(p) for p in problems])}
+
+
+def metrics(records, rows, k):
+    """The metrics of one benchmark from its per-sample records, with a per-difficulty breakdown when the
+    rows carry a difficulty."""
+    by_problem = defaultdict(list)
+    for r in records:
+        by_problem[r["problem_id"]].append(r)
+    ids = sorted(by_problem)
+    out = {**summarize([by_problem[i] for i in ids]), "samples_per_problem": k}
+    levels = sorted({rows[i]["difficulty"] for i in ids if "difficulty" in rows[i]}, key=str)
+    if levels:
+        out["by_difficulty"] = {str(d): summarize([by_problem[i] for i in ids if rows[i].get("difficulty") == d])
+                                for d in levels}
+    return out
+
+
+def table(benchmarks):
+    lines = ["| benchmark | problems | k | accuracy | pass@k | maj@k | tokens | truncated |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, m in benchmarks.items():
+        lines.append(f"| {name} | {m['n_problems']} | {m['samples_per_problem']} | {m['accuracy']:.1%} | "
+                     f"{m['pass_at_k']:.1%} | {m['majority_accuracy']:.1%} | {m['mean_tokens']:,.0f} | "
+                     f"{m['truncated_frac']:.1%} |")
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Per-sample records: each rank appends to NAME.samples.rankR.jsonl; rank 0 merges them into NAME.samples.jsonl.
+
+def samples_path(out, rank=None):
+    """The merged per-sample file beside --out, or the part that rank `rank` appends to."""
+    return os.path.splitext(out)[0] + (".samples.jsonl" if rank is None else f".samples.rank{rank}.jsonl")
+
+
+def part_paths(out):
+    return sorted(glob.glob(glob.escape(os.path.splitext(out)[0]) + ".samples.rank*.jsonl"))
+
+
+def read_records(out):
+    """Every whole line of the merged file and of any rank parts, one record per (benchmark, problem, sample)."""
+    seen = {}
+    for path in [samples_path(out)] + part_paths(out):
+        if os.path.exists(path):
+            with open(path, encoding="utf-8") as f:
+                for line in f:
+                    try:
+                        r = json.loads(line)
+                    except json.JSONDecodeError:  # the torn last line of a crashed run
+                        continue
+                    seen.setdefault((r["benchmark"], r["problem_id"], r["sample"]), r)
+    return [seen[key] for key in sorted(seen)]
+
+
+def merge_records(out):
+    records = read_records(out)
+    write_atomic(samples_path(out), "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+    for path in part_paths(out):
+        os.remove(path)
+    return records
+
+
+def write_atomic(path, text):
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path + ".tmp", "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(path + ".tmp", path)
+
+
+def check_resumable(cfg):
+    """Refuse to mix samples of different settings in one --out."""
+    if not os.path.exists(cfg.out) or not (os.path.exists(samples_path(cfg.out)) or part_paths(cfg.out)):
+        return
+    try:
+        with open(cfg.out) as f:
+            old = json.load(f).get("config", {})
+    except (ValueError, AttributeError):  # not a results file: it will be overwritten
+        return
+    for key in RESUME_KEYS:
+        if key in old and old[key] != getattr(cfg, key):
+            raise SystemExit(f"error: {cfg.out} holds samples with --{key} {old[key]}, not {getattr(cfg, key)}: "
+                             "pass another --out, or delete it and its .samples.jsonl")
+
+
+def init_distributed(device):
+    """(rank, world_size, device); without torchrun a plain process is rank 0 of 1."""
+    if "RANK" not in os.environ:
+        return 0, 1, device or ("cuda" if torch.cuda.is_available() else "cpu")
+    rank, world, local = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ["LOCAL_RANK"])
+    use_cuda = torch.cuda.is_available() and not device.startswith("cpu")
+    if use_cuda:
+        torch.cuda.set_device(local)
+    # Ranks wait at the final barrier for the slowest shard, which can take hours at 32k tokens.
+    dist.init_process_group("nccl" if use_cuda else "gloo", timeout=timedelta(hours=24))
+    return rank, world, f"cuda:{local}" if use_cuda else "cpu"
+
+
+def runs(ids, size):
+    """Runs of consecutive problem ids, at most `size` long: a run's sample ids start at its first id * k."""
+    run = []
+    for i in ids:
+        if run and (i != run[-1] + 1 or len(run) == size):
+            yield run
+            run = []
+        run.append(i)
+    if run:
+        yield run
+
+
+def evaluate(cfg, model, tok, name, rows, k, rank, world, done, master):
+    """Sample and grade this rank's share of the problems not in `done`, appending records as it goes."""
+    lo, hi = rank * len(rows) // world, (rank + 1) * len(rows) // world  # contiguous shard
+    todo = [i for i in range(lo, hi) if (name, i) not in done]
+    skipped = sum((name, i) in done for i in range(len(rows)))
+    if master and skipped:
+        print(f"{name}: skipping {skipped} problems already in {samples_path(cfg.out)}", file=sys.stderr)
+    prompts = [encode(tok, chat_prompt(tok, r["problem"])) for r in rows]
+    longest = max(map(len, prompts))  # over all rows, so every rank and rerun caps alike
+    max_new = min(cfg.max_new_tokens, model.config.max_position_embeddings - longest)
+    if max_new < cfg.max_new_tokens and master:
+        print(f"{name}: max_new_tokens capped at {max_new} by the model's context length", file=sys.stderr)
+    slots = cfg.slots or None
+    if not slots and model.lm_head.weight.is_cuda:  # the KV cache holds slots x (prompt + max_new) positions
+        c = model.config
+        per_slot = 2 * c.num_hidden_layers * c.num_key_value_heads * c.head_dim * (longest + max_new) \
+            * model.lm_head.weight.element_size()
+        slots = max(1, min(256, int(0.7 * torch.cuda.mem_get_info()[0] / per_slot)))
+    t0, tokens, accs = time.time(), 0, []
+    for run in runs(todo, max(1, cfg.chunk // k)):
+        outs = generate(model, [prompts[i] for i in run], n=k, max_new_tokens=max_new,
+                        eos_token_id=tok.eos_token_id, temperature=cfg.temperature, top_p=cfg.top_p,
+                        seed=cfg.seed, sample_offset=run[0] * k, slots=slots, progress=master and cfg.progress)
+        texts = [tok.decode(c.tokens, skip_special_tokens=True) for c in outs]
+        golds = [rows[i]["answer"] for i in run for _ in range(k)]
+        graded = grade_many(texts, golds, processes=cfg.grader_processes)
+        records = [{"benchmark": name, "problem_id": i, "sample": j, "gold": golds[g],
+                    "answer": extract_boxed(texts[g]), "correct": bool(graded[g] and outs[g].finished),
+                    "tokens": len(outs[g].tokens), "finished": outs[g].finished, "response": texts[g]}
+                   for g, (i, j) in enumerate((i, j) for i in run for j in range(k))]
+        with open(samples_path(cfg.out, rank), "a", encoding="utf-8") as f:
+            f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+            f.flush()
+            os.fsync(f.fileno())
+        tokens += sum(r["tokens"] for r in records)
+        accs += [sum(r["correct"] for r in records[a:a + k]) / k for a in range(0, len(records), k)]
+        if master and cfg.progress:
+            print(f"{name}{' rank 0' if world > 1 else ''}: {len(accs)}/{len(todo)} problems | {tokens:,} tokens"
+                  f" | {tokens / (time.time() - t0):,.0f} tok/s | acc {sum(accs) / len(accs):.1%}", file=sys.stderr)
+    return max_new
+
+
+def plot(files, out):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    results = []
+    for path in files:
+        try:
+            with open(path) as f:
+                results.append((os.path.splitext(os.path.basename(path))[0], json.load(f)["benchmarks"]))
+        except (OSError, ValueError, KeyError) as e:
+            raise SystemExit(f"error: cannot read results file {path!r} ({type(e).__name__}: {e})")
+    names = [b for b in results[0][1] if all(b in r for _, r in results)]
+    if not names:
+        raise SystemExit(f"error: the result files share no benchmark: {', '.join(files)}")
+    fig, axes = plt.subplots(1, len(names) + 1, figsize=(4.2 * (len(names) + 1), 3.8), squeeze=False)
+    ref = results[0][1]
+    for ax, name in zip(axes[0], names + ["normalised average"]):
+        for label, r in results:
+            if name in r:
+                x, y = r[name]["mean_tokens"], 100 * r[name]["accuracy"]
+            else:  # each model's accuracy and tokens over the first file's, averaged over benchmarks
+                x = sum(r[b]["mean_tokens"] / max(ref[b]["mean_tokens"], 1e-9) for b in names) / len(names)
+                y = sum(r[b]["accuracy"] / max(ref[b]["accuracy"], 1e-9) for b in names) / len(names)
+            ax.scatter(x, y, label=label)
+            ax.annotate(label, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        ax.set_title(name)
+        ax.set_xlabel("mean tokens per sample" if name in ref else f"tokens (relative to {results[0][0]})")
+        ax.set_ylabel("accuracy (%)" if name in ref else "accuracy (relative)")
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    fig.savefig(out, dpi=120)
+    print(f"wrote {out}")
+
+
+def run(cfg, benchmarks, model, tok, rank, world):
+    """Evaluate model on {name: rows}, resuming from cfg.out; every rank joins. Returns {name: metrics} on
+    rank 0 (also written to cfg.out), None elsewhere. train.py calls this before and after training."""
+    master = rank == 0
+    if master:  # fold the parts of an earlier run into one file before anyone reads it
+        merge_records(cfg.out)
+        if not os.path.exists(cfg.out):  # the settings, for check_resumable after a crash
+            write_atomic(cfg.out, json.dumps({"model": cfg.model, "config": asdict(cfg), "benchmarks": {}}))
+    if world > 1:
+        dist.barrier()
+    counts = defaultdict(int)
+    for r in read_records(cfg.out):
+        counts[r["benchmark"], r["problem_id"]] += 1
+    ks = {name: cfg.k or (BENCHMARKS[name][3] if name in BENCHMARKS else 1) for name in benchmarks}
+    done = {key for key, c in counts.items() if c >= ks.get(key[0], 1)}
+    max_new = {name: evaluate(cfg, model, tok, name, rows, ks[name], rank, world, done, master)
+               for name, rows in benchmarks.items()}
+    if world > 1:
+        dist.barrier()
+
+    if master:
+        records = merge_records(cfg.out)
+        results = {}
+        for name, rows in benchmarks.items():
+            mine = [r for r in records if r["benchmark"] == name and r["problem_id"] < len(rows)]
+            results[name] = {**metrics(mine, rows, ks[name]), "max_new_tokens": max_new[name]}
+        write_atomic(cfg.out, json.dumps({"model": cfg.model, "config": asdict(cfg), "benchmarks": results},
+                                         indent=2))
+        print(table(results))
+        print(f"wrote {cfg.out} and {samples_path(cfg.out)}")
+        return results
+
+
+def main(argv):
+    from configurator import parse_args, print_config
+    if "--plot" in argv:  # `--plot a.json b.json` -> `--plot a.json,b.json`
+        a = argv.index("--plot") + 1
+        b = next((i for i in range(a, len(argv)) if argv[i].startswith("--")), len(argv))
+        argv = argv[:a - 1] + ["--plot", ",".join(argv[a:b])] + argv[b:]
+    # --n is --k; torchrun's own parser rejects --n anywhere on its command line (a prefix of its --nnodes).
+    argv = ["--k" + a[3:] if a == "--n" or a.startswith("--n=") else a for a in argv]
+    cfg = parse_args(EvalConfig, argv)
+    if cfg.plot:
+        return plot(cfg.plot.split(","), "pareto.png" if cfg.out == EvalConfig.out else cfg.out)
+    from transformers import AutoTokenizer
+
+    from model import Qwen2
+    rank, world, device = init_distributed(cfg.device)
+    master = rank == 0
+    if master:
+        print("eval config:")
+        print_config(cfg, file=sys.stdout)  # not its default: that is bound to sys.stdout at import time
+    specs = [s.strip() for s in cfg.benchmark.split(",") if s.strip()]
+    names = [os.path.splitext(os.path.basename(s))[0] if s.endswith((".jsonl", ".json", ".parquet")) else s
+             for s in specs]
+    benchmarks = {name: load_rows(s, limit=cfg.limit) for name, s in zip(names, specs)}
+    check_resumable(cfg)
+    try:
+        model = Qwen2.from_pretrained(cfg.model, device=device)
+    except (FileNotFoundError, ValueError) as e:
+        raise SystemExit(f"error: {e}")
+    tok = AutoTokenizer.from_pretrained(model.source)
+
+    run(cfg, benchmarks, model, tok, rank, world)
+    if world > 1:  # gloo can abort at exit after the work is done: leave cleanly and at once
+        dist.barrier()
+        dist.destroy_process_group()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,224 @@
+"""eval.py and data.py: metrics, resumable runs, torchrun sharding, loading errors, plots and the prompts."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from conftest import ROOT
+
+import data
+import eval as ev
+
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": ROOT}  # one thread: same float sums in every run
+PROBLEMS = [("What is 12 + 30?", "42"), ("What is 3 + 4?", "7"), ("What is 1 + 1?", "2"),
+            ("What is 9 + 9?", "18"), ("What is 2 + 5?", "7")]
+
+
+def write_jsonl(path, rows):
+    with open(path, "w") as f:
+        f.writelines(json.dumps(r) + "\n" for r in rows)
+    return str(path)
+
+
+def run_eval(args, torchrun=False):
+    cmd = [sys.executable] + (["-m", "torch.distributed.run", "--nproc_per_node=2"] if torchrun else []) + \
+        [os.path.join(ROOT, "eval.py")] + args
+    p = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=180)
+    assert p.returncode == 0, p.stdout + p.stderr
+    return p
+
+
+def run_in_process(args):
+    """ev.main in this process (no start-up cost), on one thread like the subprocesses."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        ev.main(args)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def read_jsonl(path):
+    with open(path) as f:
+        return [json.loads(line) for line in f]
+
+
+def rec(pid, j, answer, correct, tokens, finished=True):
+    return {"benchmark": "b", "problem_id": pid, "sample": j, "answer": answer, "correct": correct,
+            "tokens": tokens, "finished": finished}
+
+
+def test_metrics_match_hand_computed_values_with_truncation_pass_at_k_and_majority_vote():
+    records = [
+        # problem 0 (gold 4): majority "5" is wrong, one sample right
+        rec(0, 0, "5", False, 10), rec(0, 1, "5", False, 20), rec(0, 2, "4", True, 30),
+        # problem 1 (gold 4): "4" and "\frac{8}{2}" are one answer by is_equiv, so they outvote "3"
+        rec(1, 0, "3", False, 40), rec(1, 1, "4", True, 50), rec(1, 2, "\\frac{8}{2}", True, 60),
+        # problem 2 (gold 7): the right answer is truncated, so it is wrong and does not vote
+        rec(2, 0, "7", True, 100, finished=False), rec(2, 1, None, False, 5), rec(2, 2, "8", False, 5),
+    ]
+    rows = [{"problem": "p", "answer": a, "difficulty": d} for a, d in (("4", 1), ("4", 1), ("7", 2))]
+    m = ev.metrics(records, rows, k=3)
+    assert m["accuracy"] == pytest.approx((1 / 3 + 2 / 3 + 0) / 3)
+    assert m["pass_at_k"] == pytest.approx(2 / 3)
+    assert m["majority_accuracy"] == pytest.approx(1 / 3)
+    assert m["mean_tokens"] == pytest.approx(320 / 9)
+    assert m["truncated_frac"] == pytest.approx(1 / 9)
+    assert (m["n_problems"], m["samples_per_problem"], m["n_samples"]) == (3, 3, 9)
+    assert m["by_difficulty"]["1"]["accuracy"] == pytest.approx(0.5)
+    assert m["by_difficulty"]["2"]["accuracy"] == 0 and m["by_difficulty"]["2"]["n_problems"] == 1
+    assert m["by_difficulty"]["2"]["mean_tokens"] == pytest.approx(110 / 3)
+
+
+def test_eval_writes_json_jsonl_table_and_resumes_without_redoing_or_duplicating(tiny_model_dir, tmp_path, capsys):
+    bench = write_jsonl(tmp_path / "sums.jsonl", [{"problem": p, "answer": a} for p, a in PROBLEMS[:4]])
+    out = str(tmp_path / "res" / "tiny.json")
+    args = ["--model", tiny_model_dir, "--benchmark", bench, "--n", "2", "--max_new_tokens", "12", "--out", out,
+            "--chunk", "4"]
+    p = run_eval(args)
+    assert "| sums | 4 | 2 |" in p.stdout  # the markdown table
+    result = json.load(open(out))
+    m = result["benchmarks"]["sums"]
+    assert result["model"] == tiny_model_dir and result["config"]["temperature"] == 0.6
+    assert {"accuracy", "mean_tokens", "truncated_frac", "n_problems", "samples_per_problem", "pass_at_k",
+            "majority_accuracy"} <= set(m)
+    assert m["n_problems"] == 4 and m["samples_per_problem"] == 2 and 0 < m["mean_tokens"] <= 12
+    samples = str(tmp_path / "res" / "tiny.samples.jsonl")
+    first = read_jsonl(samples)
+    assert [(r["problem_id"], r["sample"]) for r in first] == [(i, j) for i in range(4) for j in range(2)]
+    assert {"response", "answer", "correct", "tokens", "finished"} <= set(first[0])
+    assert not [f for f in os.listdir(tmp_path / "res") if ".rank" in f or f.endswith(".tmp")]
+
+    # A crash after the first problem, mid-line: the rerun redoes problems 1-3 only (in other chunks than the
+    # first run) and draws the same samples (sample ids depend on the problem, not on what runs beside it).
+    with open(samples, "w") as f:
+        f.writelines(json.dumps(r) + "\n" for r in first[:2])
+        f.write('{"benchmark": "sums", "problem_id": 1, "sam')
+    run_in_process(args)
+    assert "skipping 1 problems" in capsys.readouterr().err
+    assert read_jsonl(samples) == first
+    assert json.load(open(out))["benchmarks"]["sums"] == m
+
+    # Same --out with other sampling settings would mix two runs' samples: refused, one line.
+    with pytest.raises(SystemExit, match="--temperature 0.6, not 1.0"):
+        ev.main(args + ["--temperature", "1.0"])
+
+
+def test_records_grade_the_decoded_response_and_count_a_right_but_truncated_answer_wrong(tiny_model_dir, tmp_path,
+                                                                                          monkeypatch):
+    from transformers import AutoTokenizer
+
+    from model import Qwen2
+    from sample import Completion
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    rows = [{"problem": p, "answer": a} for p, a in PROBLEMS[:3]]
+
+    def fake_generate(model, prompts, *, n, sample_offset, **kw):  # per problem: right, right but cut, wrong
+        outs = []
+        for g in range(len(prompts)):
+            gold = rows[sample_offset // n + g]["answer"]
+            for text, eos in ((f"<think>\nok\n</think>\n\\boxed{{{gold}}}", True),
+                              (f"\\boxed{{{gold}}}", False), ("\\boxed{1000}", True)):
+                ids = data.encode(tok, text) + [tok.eos_token_id] * eos
+                outs.append(Completion(ids, [0.0] * len(ids), eos))
+        return outs
+    monkeypatch.setattr(ev, "generate", fake_generate)
+    cfg = ev.EvalConfig(out=str(tmp_path / "r.json"), chunk=6, progress=False)
+    ev.evaluate(cfg, Qwen2.from_pretrained(tiny_model_dir, device="cpu"), tok, "b", rows, 3, 0, 1, set(), True)
+    records = ev.read_records(cfg.out)
+    assert [(r["problem_id"], r["sample"]) for r in records] == [(i, j) for i in range(3) for j in range(3)]
+    assert [r["correct"] for r in records] == [True, False, False] * 3
+    assert [r["answer"] for r in records[:3]] == ["42", "42", "1000"] and records[0]["response"].endswith("{42}")
+    m = ev.metrics(records, rows, 3)
+    assert m["accuracy"] == pytest.approx(1 / 3) and m["truncated_frac"] == pytest.approx(1 / 3)
+    assert m["pass_at_k"] == 1 and m["majority_accuracy"] == 1  # "42" vs "1000": a tie goes to the first
+
+
+def test_two_torchrun_ranks_give_the_same_samples_and_metrics_as_one_process(tiny_model_dir, tmp_path):
+    bench = write_jsonl(tmp_path / "sums.jsonl", [{"problem": p, "answer": a} for p, a in PROBLEMS])
+    args = ["--model", tiny_model_dir, "--benchmark", bench, "--k", "3", "--max_new_tokens", "10",
+            "--temperature", "0.6", "--seed", "7", "--device", "cpu", "--progress", "false"]
+    run_in_process(args + ["--out", str(tmp_path / "one.json")])
+    run_eval(args + ["--out", str(tmp_path / "two.json")], torchrun=True)
+    one, two = (json.load(open(tmp_path / f"{x}.json")) for x in ("one", "two"))
+    assert one["benchmarks"] == two["benchmarks"]
+    a, b = read_jsonl(tmp_path / "one.samples.jsonl"), read_jsonl(tmp_path / "two.samples.jsonl")
+    assert len(a) == 15 and a == b
+    assert len({r["response"] for r in a}) > 1  # really sampled, not one greedy answer
+    assert not [f for f in os.listdir(tmp_path) if ".rank" in f]
+
+
+def test_load_rows_errors_are_one_line_and_rows_without_answers_are_dropped_with_a_report(tmp_path, capsys):
+    with pytest.raises(SystemExit, match="unknown benchmark 'gsm9k'"):
+        data.load_rows("gsm9k")
+    with pytest.raises(SystemExit, match="does not exist"):
+        data.load_rows(str(tmp_path / "missing.jsonl"))
+    bad = write_jsonl(tmp_path / "bad.jsonl", [{"text": "What is 1 + 1?", "label": "2"}])
+    with pytest.raises(SystemExit, match=r"problem field \(problem or question\).*found label, text"):
+        data.load_rows(bad)
+
+    mixed = write_jsonl(tmp_path / "mixed.jsonl", [
+        {"problem": "a", "answer": "1"},
+        {"problem": "b", "answer": ""},  # no answer
+        {"problem": "c", "solution": "so \\boxed{x} then \\boxed{\\frac{1}{2}}"},  # gold: the last box
+        {"problem": "d", "solution": "no box here"},
+        {"question": "e", "answer": "Janet has 3.\n#### 1,234"},  # GSM8K layout
+    ])
+    rows = data.load_rows(mixed)
+    assert rows == [{"problem": "a", "answer": "1"}, {"problem": "c", "answer": "\\frac{1}{2}"},
+                    {"problem": "e", "answer": "1234"}]
+    err = capsys.readouterr().err
+    assert "dropped 2 of 5 rows" in err and "(rows 1, 3)" in err
+    with pytest.raises(SystemExit, match="does not exist"):
+        ev.main(["--model", str(tmp_path / "no_model"), "--benchmark", mixed, "--out", str(tmp_path / "r.json")])
+
+
+def test_drop_report_counts_empty_problems_and_null_answers(tmp_path, capsys):
+    path = write_jsonl(tmp_path / "d.jsonl", [{"problem": "a", "answer": None}, {"problem": "b", "answer": "2"},
+                                              {"problem": "", "answer": "3"}])
+    assert data.load_rows(path) == [{"problem": "b", "answer": "2"}]
+    err = capsys.readouterr().err
+    assert "dropped 2 of 3 rows" in err and "(rows 0, 2)" in err
+
+
+def test_parquet_and_toy_benchmarks_load_with_their_fields(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    path = str(tmp_path / "aime.parquet")
+    pq.write_table(pa.table({"ID": ["x"], "Problem": ["Find n."], "Answer": [204]}), path)  # AIME_2024 layout
+    assert data.load_rows(path) == [{"problem": "Find n.", "answer": "204"}]
+    toy_rows = data.load_rows("toy", limit=7)
+    assert len(toy_rows) == 7 and all({"problem", "answer", "difficulty"} <= set(r) for r in toy_rows)
+
+
+def test_plot_writes_a_png_from_two_result_files(tmp_path):
+    def result(acc, tokens):
+        return {"model": "m", "config": {}, "benchmarks": {
+            b: {"accuracy": acc, "mean_tokens": tokens * s} for b, s in (("gsm8k", 1), ("math500", 3))}}
+    paths = [str(tmp_path / n) for n in ("base.json", "alpha0.2.json")]
+    for path, r in zip(paths, (result(0.9, 1000), result(0.85, 400))):
+        json.dump(r, open(path, "w"))
+    ev.main(["--plot", *paths, "--out", str(tmp_path / "pareto.png")])
+    with open(tmp_path / "pareto.png", "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_train_and_eval_prompts_share_one_bos_and_eval_ends_with_think(tiny_model_dir):
+    from transformers import AutoTokenizer
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    problem = "What is 12 + 30?"
+    train_ids = data.encode(tok, data.train_prompt(problem))
+    eval_ids = data.encode(tok, data.chat_prompt(tok, problem))
+    print("train prompt ids:", train_ids, tok.convert_ids_to_tokens(train_ids), sep="\n")
+    print("eval prompt ids: ", eval_ids, tok.convert_ids_to_tokens(eval_ids), sep="\n")
+    bos = tok.bos_token_id
+    assert train_ids[0] == eval_ids[0] == bos and train_ids.count(bos) == eval_ids.count(bos) == 1
+    tail = [tok.convert_tokens_to_ids(t) for t in (data.ASSISTANT, "<think>")] + data.encode(tok, "\n")
+    assert eval_ids[-len(tail):] == tail
+    assert eval_ids[:len(train_ids)] == train_ids  # the same prompt up to <think>\n
+    import toy
+    if hasattr(toy, "prompt_text"):
+        assert toy.prompt_text(problem) == data.train_prompt(problem)
