@@ -241,12 +241,13 @@ class Qwen2(nn.Module):
         if isinstance(m, nn.Linear) and m.bias is not None:
             nn.init.zeros_(m.bias)
 
-    def forward(self, idx, targets=None, cu_seqlens=None, cache=None, temperature=1.0):
+    def forward(self, idx, targets=None, cu_seqlens=None, cache=None, temperature=1.0, last_only=False):
         """idx (B, T) token ids. Returns logits (B, T, vocab), or with targets (B, T) the fp32 log-prob of
         each target under softmax(logits / temperature), (B, T), 0 where the target is negative (ignored).
 
         cu_seqlens (int32, S+1): idx is (1, T) holding S packed sequences (see `attention`).
         cache (KVCache): row b continues its cached sequence at position cache.seqlens[b].
+        last_only: logits of the last position only, (B, 1, vocab): a prefill needs no more.
         """
         B, T = idx.shape
         if cache is not None:
@@ -270,7 +271,7 @@ class Qwen2(nn.Module):
                 x = layer(x, cos, sin, **kw)
         if cache is not None:
             cache.seqlens += T
-        x = self.model.norm(x)
+        x = self.model.norm(x[:, -1:] if last_only else x)
         if targets is None:
             return self.lm_head(x)
         # The full (B, T, vocab) fp32 logits would not fit for long responses (vocab 152k): compute them a

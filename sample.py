@@ -35,7 +35,7 @@ def _uniform(seed, sample_ids, steps):
     for c in (0x7FEB352D, 0x68E31DA5, 0x1B56C4E9):
         x = ((x ^ (x >> 16)) * c) & M
     x = x ^ (x >> 15)
-    return ((x >> 8).float() + 0.5) / 2**24  # 24 bits: exact in fp32, never 0 or 1
+    return ((x >> 9).float() + 0.5) / 2**23  # 23 bits, so k + 0.5 is exact in fp32: never 0 or 1
 
 
 def sample_tokens(logits, temperature, top_p, u):
@@ -52,7 +52,9 @@ def sample_tokens(logits, temperature, top_p, u):
         mass_before = logp.exp().cumsum(-1) - logp.exp()
         logp = torch.log_softmax(logp.masked_fill(mass_before >= top_p, -float("inf")), -1)
     cdf = logp.exp().cumsum(-1)  # (S, V)
-    idx = torch.searchsorted(cdf, (u * cdf[:, -1])[:, None], right=True).clamp(max=cdf.shape[1] - 1)
+    # First index with cdf >= u * total: never a zero-probability token (its cdf step is empty), even when
+    # u * total rounds up to the total.
+    idx = torch.searchsorted(cdf, (u * cdf[:, -1])[:, None]).clamp(max=cdf.shape[1] - 1)
     lp = logp.gather(1, idx)[:, 0]
     tok = idx[:, 0] if order is None else order.gather(1, idx)[:, 0]
     return tok, lp
@@ -64,7 +66,7 @@ def generate(model, prompts, *, n=1, max_new_tokens, eos_token_id, temperature=1
     """Sample n completions for each prompt (lists of token ids, any lengths).
 
     Returns len(prompts) * n Completions grouped by prompt: prompt i's samples at i*n .. i*n+n-1.
-    temperature 0 is greedy. Sample j (global id sample_offset + j) draws its randomness from
+    temperature 0 is greedy (its logprobs are then those of softmax(logits)). Sample j (global id sample_offset + j) draws its randomness from
     (seed, sample id, step) only. slots: rows decoded together (default all samples, at most 256);
     sync_every: decode steps between the host's checks for finished rows (1 on CPU, 8 on CUDA).
     continuous=False is the lock-step baseline: a batch of slots runs until all its rows end.
@@ -94,7 +96,8 @@ def generate(model, prompts, *, n=1, max_new_tokens, eos_token_id, temperature=1
             continue
         # Right padding is safe: a pad writes cache positions past the prompt, which are never attended.
         idx = torch.tensor([p + [0] * (T - len(p)) for p in batch], device=device)
-        model(idx, cache=KVCache(P.k[:, a:a + len(batch)], P.v[:, a:a + len(batch)], P.seqlens[a:a + len(batch)]))
+        model(idx, cache=KVCache(P.k[:, a:a + len(batch)], P.v[:, a:a + len(batch)], P.seqlens[a:a + len(batch)]),
+              last_only=True)
 
     cache = KVCache.empty(cfg, S, longest + max_new_tokens, device, dtype)
     out_tok = torch.zeros(N + 1, max_new_tokens, dtype=torch.long, device=device)  # row N: writes of idle slots
@@ -198,11 +201,11 @@ class SampleConfig:
 
 
 def main(argv):
+    from configurator import parse_args
+    cfg = parse_args(SampleConfig, argv)
     from transformers import AutoTokenizer
 
-    from configurator import parse_args
     from model import Qwen2
-    cfg = parse_args(SampleConfig, argv)
     try:
         model = Qwen2.from_pretrained(cfg.model, device=cfg.device or None)
     except (FileNotFoundError, ValueError) as e:
