@@ -90,7 +90,8 @@ def _use_flash(q):
     return flash_attn_func is not None and q.is_cuda and q.dtype in (torch.float16, torch.bfloat16)
 
 
-def attention(q, k, v, cu_seqlens=None, max_seqlen=None, k_cache=None, v_cache=None, cache_seqlens=None):
+def attention(q, k, v, cu_seqlens=None, max_seqlen=None, k_cache=None, v_cache=None, cache_seqlens=None,
+              block_table=None):
     """Causal attention, FlashAttention's layout and semantics: q (B, T, H, D), k and v (B, T, Hkv, D).
 
     - plain: every row of the batch is one sequence starting at position 0.
@@ -99,17 +100,26 @@ def attention(q, k, v, cu_seqlens=None, max_seqlen=None, k_cache=None, v_cache=N
     - cached (k_cache, v_cache (B, L, Hkv, D), cache_seqlens int32 (B,)): row b already holds
       cache_seqlens[b] tokens; k and v are written in place at positions cache_seqlens[b] + t and query t
       attends to cache positions <= cache_seqlens[b] + t. The caller advances cache_seqlens.
+    - paged (block_table int32 (B, n), k_cache, v_cache (blocks, block_size, Hkv, D)): as cached, but
+      position p of row b lives in block block_table[b, p // block_size] at offset p % block_size.
     Returns (B, T, H, D).
     """
     if cache_seqlens is not None:
         if _use_flash(q):
             return flash_attn_with_kvcache(q, k_cache, v_cache, k=k, v=v, cache_seqlens=cache_seqlens,
-                                           causal=True)
+                                           block_table=block_table, causal=True)
         B, T = q.shape[:2]
         pos = cache_seqlens[:, None].long() + torch.arange(T, device=q.device)  # (B, T)
         rows = torch.arange(B, device=q.device)[:, None]
-        k_cache[rows, pos] = k  # index_put, no torch.cat: the cache is preallocated
-        v_cache[rows, pos] = v
+        if block_table is not None:  # SDPA has no paging: write into the blocks, then gather each row's
+            bs = k_cache.shape[1]
+            blocks = block_table[rows, pos // bs]  # (B, T)
+            k_cache[blocks, pos % bs] = k
+            v_cache[blocks, pos % bs] = v
+            k_cache, v_cache = k_cache[block_table].flatten(1, 2), v_cache[block_table].flatten(1, 2)  # (B, n*bs, Hkv, D)
+        else:
+            k_cache[rows, pos] = k  # index_put, no torch.cat: the cache is preallocated
+            v_cache[rows, pos] = v
         # An explicit mask: SDPA's is_causal is top-left aligned when queries are fewer than keys.
         mask = torch.arange(k_cache.shape[1], device=q.device) <= pos[:, :, None]  # (B, T, L)
         y = F.scaled_dot_product_attention(q.transpose(1, 2), k_cache.transpose(1, 2),
@@ -202,10 +212,12 @@ class Qwen2DecoderLayer(nn.Module):
 @dataclass
 class KVCache:
     """Preallocated keys and values of every layer, k and v (layers, B, L, Hkv, D), and seqlens (B,) int32:
-    how many positions of each row are filled. The forward writes new tokens at seqlens and advances it."""
+    how many positions of each row are filled. The forward writes new tokens at seqlens and advances it.
+    Paged: k and v are (layers, blocks, block_size, Hkv, D) and block_table (B, n) maps rows to blocks."""
     k: torch.Tensor
     v: torch.Tensor
     seqlens: torch.Tensor
+    block_table: torch.Tensor = None
 
     @classmethod
     def empty(cls, cfg, batch_size, max_len, device, dtype):
@@ -215,6 +227,9 @@ class KVCache:
 
     def prefix(self, n):
         """A view of the first n positions (SDPA then reads only those); writes go to the same memory."""
+        if self.block_table is not None:
+            bs = self.k.shape[2]
+            return KVCache(self.k, self.v, self.seqlens, self.block_table[:, :-(-n // bs)])
         return KVCache(self.k[:, :, :n], self.v[:, :, :n], self.seqlens)
 
 
@@ -264,7 +279,8 @@ class Qwen2(nn.Module):
             kw = dict(cu_seqlens=cu_seqlens, max_seqlen=int(cu_seqlens.diff().max()))
         for i, layer in enumerate(self.model.layers):
             if cache is not None:
-                kw = dict(k_cache=cache.k[i], v_cache=cache.v[i], cache_seqlens=cache.seqlens)
+                kw = dict(k_cache=cache.k[i], v_cache=cache.v[i], cache_seqlens=cache.seqlens,
+                          block_table=cache.block_table)
             if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
                 x = checkpoint(layer, x, cos, sin, use_reentrant=False, **kw)
             else:

@@ -62,12 +62,16 @@ def sample_tokens(logits, temperature, top_p, u):
 
 @torch.no_grad()
 def generate(model, prompts, *, n=1, max_new_tokens, eos_token_id, temperature=1.0, top_p=1.0, seed=0,
-             sample_offset=0, slots=None, sync_every=None, prefill_batch=16, continuous=True, progress=False):
+             sample_offset=0, slots=None, kv_tokens=None, block_size=None, sync_every=None, prefill_batch=16,
+             continuous=True, progress=False):
     """Sample n completions for each prompt (lists of token ids, any lengths).
 
     Returns len(prompts) * n Completions grouped by prompt: prompt i's samples at i*n .. i*n+n-1.
-    temperature 0 is greedy (its logprobs are then those of softmax(logits)). Sample j (global id sample_offset + j) draws its randomness from
-    (seed, sample id, step) only. slots: rows decoded together (default all samples, at most 256);
+    temperature 0 is greedy (its logprobs are then those of softmax(logits)). Sample j (global id
+    sample_offset + j) draws its randomness from (seed, sample id, step) only.
+    slots: rows decoded together (default all samples, at most 256). kv_tokens: the KV cache's size in
+    tokens, shared by all rows in pages of block_size positions (default: room for every slot to reach
+    the length limit); when it runs out, the youngest sample is evicted and later regenerated, identically.
     sync_every: decode steps between the host's checks for finished rows (1 on CPU, 8 on CUDA).
     continuous=False is the lock-step baseline: a batch of slots runs until all its rows end.
     """
@@ -84,11 +88,17 @@ def generate(model, prompts, *, n=1, max_new_tokens, eos_token_id, temperature=1
     N = len(prompts) * n
     S = min(N, slots or 256)
     sync_every = sync_every or (8 if device.type == "cuda" else 1)
+    bs = block_size or (256 if device.type == "cuda" else 16)  # flash-attn pages are multiples of 256
+    per_sample = -(-(longest + max_new_tokens) // bs)  # blocks one sample may need
+    n_blocks = -(-(kv_tokens or S * per_sample * bs) // bs)
+    if n_blocks < per_sample:
+        raise ValueError(f"kv_tokens {kv_tokens} cannot hold one sample of {longest + max_new_tokens} positions: "
+                         "raise kv_tokens or lower max_new_tokens")
     model.eval()
 
     # Prefill every prompt but its last token once; the last token is fed by a sample's first decode step,
     # which then produces that sample's first token.
-    P = KVCache.empty(cfg, len(prompts), max(longest - 1, 1), device, dtype)
+    P = KVCache.empty(cfg, len(prompts), -(-max(longest - 1, 1) // bs) * bs, device, dtype)
     for a in range(0, len(prompts), prefill_batch):
         batch = [p[:-1] for p in prompts[a:a + prefill_batch]]
         T = max(len(p) for p in batch)
@@ -99,7 +109,11 @@ def generate(model, prompts, *, n=1, max_new_tokens, eos_token_id, temperature=1
         model(idx, cache=KVCache(P.k[:, a:a + len(batch)], P.v[:, a:a + len(batch)], P.seqlens[a:a + len(batch)]),
               last_only=True)
 
-    cache = KVCache.empty(cfg, S, longest + max_new_tokens, device, dtype)
+    # The paged cache: block 0 is scratch, where idle rows write and unused table entries point.
+    pool = KVCache.empty(cfg, n_blocks + 1, bs, device, dtype)  # k, v: (layers, blocks, bs, Hkv, D)
+    cache = KVCache(pool.k, pool.v, torch.zeros(S, dtype=torch.int32, device=device),
+                    torch.zeros(S, per_sample, dtype=torch.int32, device=device))
+    free, owned = list(range(n_blocks, 0, -1)), [[] for _ in range(S)]
     out_tok = torch.zeros(N + 1, max_new_tokens, dtype=torch.long, device=device)  # row N: writes of idle slots
     out_lp = torch.zeros(N + 1, max_new_tokens, device=device)
     out_len = torch.zeros(N + 1, dtype=torch.long, device=device)
@@ -111,25 +125,53 @@ def generate(model, prompts, *, n=1, max_new_tokens, eos_token_id, temperature=1
     pending = deque(range(N))
     t0, t_shown, done = time.time(), 0.0, 0
 
-    def fill(s, j):
+    def release(s):
+        free.extend(owned[s])
+        owned[s], host_sample[s], host_len[s] = [], None, 0
+        cache.block_table[s], cache.seqlens[s], active[s] = 0, 0, False
+
+    def grow(s, n_tokens):  # give slot s blocks for n_tokens positions; False when none are left
+        while len(owned[s]) < min(per_sample, -(-n_tokens // bs)):
+            if not free:
+                return False
+            owned[s].append(free.pop())
+            cache.block_table[s, len(owned[s]) - 1] = owned[s][-1]
+        return True
+
+    def fill(s, j):  # start sample j in slot s: its prompt's keys and values go into fresh blocks
         g = j // n
         L = len(prompts[g]) - 1
-        cache.k[:, s, :L] = P.k[:, g, :L]
-        cache.v[:, s, :L] = P.v[:, g, :L]
+        if len(free) < min(per_sample, -(-(L + sync_every) // bs)):
+            return False
+        grow(s, L + sync_every)
+        nb = -(-L // bs)
+        if nb:
+            blocks = torch.tensor(owned[s][:nb], device=device)
+            cache.k[:, blocks] = P.k[:, g, :nb * bs].unflatten(1, (nb, bs))
+            cache.v[:, blocks] = P.v[:, g, :nb * bs].unflatten(1, (nb, bs))
         cache.seqlens[s], cur_tok[s], slot_sample[s], active[s] = L, prompts[g][-1], j, True
         host_sample[s], host_len[s] = j, L
+        return True
 
     while True:
-        # Sync point: harvest finished rows, hand their slots to waiting samples.
+        # Sync point: harvest finished rows, make room for the next steps, hand free slots to waiting samples.
         alive = active.tolist()
-        refill = continuous or not any(alive)
         for s in range(S):
             if host_sample[s] is not None and not alive[s]:
-                host_sample[s], host_len[s] = None, 0
-                cache.seqlens[s] = 0  # an idle row keeps writing at its position: keep it inside kv_len
+                release(s)
                 done += 1
-            if host_sample[s] is None and pending and refill:
-                fill(s, pending.popleft())
+        for s in sorted(range(S), key=lambda s: -1 if host_sample[s] is None else host_sample[s]):
+            while host_sample[s] is not None and not grow(s, host_len[s] + sync_every):
+                victim = max((v for v in range(S) if host_sample[v] is not None), key=lambda v: host_sample[v])
+                out_len[host_sample[victim]], out_eos[host_sample[victim]] = 0, False  # evicted: start again
+                pending.appendleft(host_sample[victim])
+                release(victim)
+        if continuous or not any(alive):
+            for s in range(S):
+                if host_sample[s] is None and pending:
+                    if not fill(s, pending[0]):
+                        break  # the cache is full: the rest wait for blocks to come free
+                    pending.popleft()
         if progress and (time.time() - t_shown > 0.5 or done == N):
             _progress(done, N, int(out_len.sum()), time.time() - t0)
             t_shown = time.time()
@@ -138,12 +180,13 @@ def generate(model, prompts, *, n=1, max_new_tokens, eos_token_id, temperature=1
             break
         if continuous and not pending and len(live) <= S // 2:  # the tail: stop decoding the idle rows
             keep = torch.tensor(live, device=device)
-            cache = KVCache(cache.k[:, keep], cache.v[:, keep], cache.seqlens[keep])
+            cache = KVCache(cache.k, cache.v, cache.seqlens[keep], cache.block_table[keep])
             slot_sample, cur_tok, active = slot_sample[keep], cur_tok[keep], active[keep]
-            host_sample, host_len = [host_sample[s] for s in live], [host_len[s] for s in live]
+            host_sample, host_len, owned = [host_sample[s] for s in live], [host_len[s] for s in live], \
+                [owned[s] for s in live]
             S = len(live)
         for _ in range(sync_every):
-            kv_len = min(cache.k.shape[2], max(host_len) + 1)
+            kv_len = min(per_sample * bs, max(host_len) + 1)
             was_active = active.clone()
             logits = model(cur_tok[:, None], cache=cache.prefix(kv_len))[:, -1]  # (S, vocab)
             cache.seqlens -= (~was_active).int()  # idle rows stay where they are
@@ -157,7 +200,7 @@ def generate(model, prompts, *, n=1, max_new_tokens, eos_token_id, temperature=1
             out_eos[row] |= hit_eos
             active &= ~hit_eos & (out_len[row] < max_new_tokens)
             cur_tok = tok
-            host_len = [min(h + 1, cache.k.shape[2] - 1) for h in host_len]
+            host_len = [min(h + 1, per_sample * bs - 1) for h in host_len]
     if progress:
         print(file=sys.stderr)
     lens, eos = out_len.tolist(), out_eos.tolist()

@@ -57,7 +57,7 @@ class TrainConfig:
     max_new_tokens: int = 32000
     temperature: float = 1.0  # sampling temperature of the rollouts
     top_p: float = 1.0
-    rollout_slots: int = 0  # decode slots per rank; 0 = as many as the memory plan allows
+    rollout_slots: int = 0  # rows decoded at once per rank; 0 = all samples (at most 256)
     reward_workers: int = 4  # grader processes per rank; 0 = grade in this process
     eval_benchmark: str = ""  # evaluate before and after training: "" = no, or a data spec like "toy"
     eval_problems: int = 200  # held-out problems for that evaluation
@@ -204,27 +204,26 @@ def all_sum(t):
 
 
 def memory_plan(cfg, mcfg, n_params, world, device, dtype, log):
-    """Print what the run needs per GPU and choose the rollout slots; refuse what cannot fit."""
+    """Print what the run needs per GPU and size the rollout's KV cache (in tokens); refuse what cannot fit."""
     shard = world if cfg.fsdp else 1
     state = n_params * (4 + 4 + 8) / shard  # fp32 master weights + grads + Adam moments
     copies = n_params * dtype.itemsize * ((dtype != torch.float32 or cfg.fsdp) + (cfg.kl_coef > 0))  # sampler, ref
     kv_token = 2 * mcfg.num_hidden_layers * mcfg.num_key_value_heads * mcfg.head_dim * dtype.itemsize
     seq_len = cfg.max_prompt_tokens + cfg.max_new_tokens
-    samples = cfg.prompts_per_iter // world * cfg.group_size
-    free = torch.cuda.get_device_properties(device).total_memory * 0.9 if device.type == "cuda" else None
-    slots = cfg.rollout_slots or samples
-    if free is not None and not cfg.rollout_slots:
-        slots = int(min(samples, (free - state - copies) // (kv_token * seq_len)))
-    GB = 2**30
-    log(f"memory plan per rank: weights+grads+adam {state / GB:.1f} GiB | bf16 sampler/reference copies "
-        f"{copies / GB:.1f} GiB | KV {kv_token / 2**10:.0f} KiB/token x {seq_len:,} tokens x {slots} slots = "
-        f"{kv_token * seq_len * slots / GB:.1f} GiB | micro-batch {cfg.micro_batch_size} seqs / "
-        f"{cfg.micro_batch_tokens or 'any'} tokens" + (f" | device {free / 0.9 / GB:.0f} GiB" if free else ""))
-    if slots < 1:
-        raise SystemExit(f"error: this configuration does not fit: the model state alone takes "
-                         f"{(state + copies) / GB:.1f} GiB of {free / GB:.1f} GiB usable. Use more GPUs with "
-                         "--fsdp true, or a smaller --max_new_tokens.")
-    return slots
+    GB, kv_tokens, total = 2**30, None, None
+    if device.type == "cuda":  # 10% kept for activations of the decode step and the allocator's slack
+        total = torch.cuda.get_device_properties(device).total_memory
+        kv_tokens = int((0.9 * total - state - copies) // kv_token)
+    log(f"memory plan per rank: weights+grads+adam {state / GB:.1f} GiB | sampler/reference copies "
+        f"{copies / GB:.1f} GiB | KV {kv_token / 2**10:.0f} KiB/token"
+        + (f" x {kv_tokens:,} tokens = {kv_tokens * kv_token / GB:.1f} GiB of {total / GB:.0f} GiB" if total else "")
+        + f" | a sequence is up to {seq_len:,} tokens | micro-batch {cfg.micro_batch_size} seqs / "
+        f"{cfg.micro_batch_tokens or 'any'} tokens")
+    if kv_tokens is not None and kv_tokens < seq_len:
+        raise SystemExit(f"error: this configuration does not fit: the model state takes {(state + copies) / GB:.1f} "
+                         f"GiB of {total / GB:.0f} GiB, leaving no room to cache one {seq_len:,}-token sequence. Use "
+                         "more GPUs with --fsdp true, or a smaller --max_new_tokens.")
+    return kv_tokens
 
 
 def latest_checkpoint(out_dir):
@@ -317,7 +316,7 @@ def main(argv):
     if cfg.kl_coef > 0:
         ref = Qwen2.from_pretrained(init_folder, device=device, dtype=dtype).eval().requires_grad_(False)
     n_params = sum(p.numel() for p in policy.parameters())
-    slots = memory_plan(cfg, policy.config, n_params, world, device, dtype, log)
+    kv_tokens = memory_plan(cfg, policy.config, n_params, world, device, dtype, log)
     model = policy
     if sharded:
         from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
@@ -366,7 +365,8 @@ def main(argv):
         batch = [(first + j) % len(rows) for j in range(P // world)]  # the data cursor is the iteration
         comps = generate(sampler, [prompts[i] for i in batch], n=G, max_new_tokens=cfg.max_new_tokens,
                          eos_token_id=tokenizer.eos_token_id, temperature=cfg.temperature, top_p=cfg.top_p,
-                         seed=cfg.seed * 1_000_003 + it, sample_offset=rank * n_local, slots=slots,
+                         seed=cfg.seed * 1_000_003 + it, sample_offset=rank * n_local, slots=cfg.rollout_slots or None,
+                         kv_tokens=kv_tokens,
                          progress=master)
         t_rollout = time.time() - t0
 

@@ -359,18 +359,30 @@ def ref_flash_attn_varlen_func(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q
     return out
 
 
-def ref_flash_attn_with_kvcache(q, k_cache, v_cache, k=None, v=None, cache_seqlens=None, causal=False):
+def ref_flash_attn_with_kvcache(q, k_cache, v_cache, k=None, v=None, cache_seqlens=None, block_table=None,
+                                causal=False):
     """Writes k, v into the caches in place at cache_seqlens[b] + t (cache_seqlens itself is not advanced),
-    then query t of row b attends cache positions <= cache_seqlens[b] + t."""
+    then query t of row b attends cache positions <= cache_seqlens[b] + t. With block_table the caches are
+    (blocks, block_size, Hkv, D) pages and position p of row b is page block_table[b, p // block_size]."""
     assert causal and cache_seqlens.dtype == torch.int32 and k_cache.stride(-1) == 1
     B, T = q.shape[:2]
     out = torch.empty_like(q)
     for b in range(B):
         n = int(cache_seqlens[b])
-        assert n + T <= k_cache.shape[1], "write past the end of the cache"
+        if block_table is None:
+            kc, vc = k_cache[b], v_cache[b]
+        else:
+            assert block_table.dtype == torch.int32
+            kc, vc = k_cache[block_table[b].long()].flatten(0, 1), v_cache[block_table[b].long()].flatten(0, 1)
+        assert n + T <= kc.shape[0], "write past the end of the cache"
         if k is not None:
-            k_cache[b, n:n + T], v_cache[b, n:n + T] = k[b], v[b]
-        out[b] = _ref_attend(q[b], k_cache[b, :n + T], v_cache[b, :n + T], n)
+            kc[n:n + T], vc[n:n + T] = k[b], v[b]
+            if block_table is not None:  # scatter the written positions back into their pages
+                bs = k_cache.shape[1]
+                for t in range(n, n + T):
+                    page = int(block_table[b, t // bs])
+                    k_cache[page, t % bs], v_cache[page, t % bs] = kc[t], vc[t]
+        out[b] = _ref_attend(q[b], kc[:n + T], vc[:n + T], n)
     return out
 
 

@@ -162,7 +162,7 @@ def test_finished_iff_last_token_is_eos_and_length_within_max_new_tokens(model):
         assert c.finished or len(c.tokens) == 10
 
 
-def test_samples_independent_of_slots_sync_every_and_rank_split(model):
+def test_samples_independent_of_slots_sync_every_rank_split_and_cache_evictions(model):
     """The counter-based randomness makes a sample's tokens a function of (seed, sample id, step) only.
     Logits differ across batch shapes by fp32 rounding (~1e-7), so tokens must match exactly and log-probs
     to 1e-5."""
@@ -179,6 +179,9 @@ def test_samples_independent_of_slots_sync_every_and_rank_split(model):
     assert 2 in rows  # the tail compaction ran with 2 of the 4 rows left: it must keep each row's own cache
     runs += [generate(model, prompts, slots=s, sync_every=e, **kw) for s, e in [(1, 1), (7, 16)]]
     runs.append(generate(model, prompts, slots=5, continuous=False, **kw))  # the lock-step baseline
+    # A paged cache too small for all rows at once: samples are evicted and regenerated, identically.
+    runs += [generate(model, prompts, slots=6, kv_tokens=t, block_size=b, sync_every=2, **kw)
+             for t, b in [(24, 4), (40, 4), (25, 1)]]
     # two "ranks": the second half of the prompts with sample_offset = the first half's sample count
     runs.append(generate(model, prompts[:2], **kw) + generate(model, prompts[2:], sample_offset=6, **kw))
     for run in runs:
@@ -284,3 +287,8 @@ def test_sample_py_unknown_option_exits_naming_valid_options(tiny_model_dir):
     assert r.returncode != 0
     assert "--foo" in r.stderr and "--max_new_tokens" in r.stderr and "--temperature" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_kv_budget_smaller_than_one_sample_is_refused(model):
+    with pytest.raises(ValueError, match="cannot hold one sample"):
+        generate(model, [[5, 6, 7]], max_new_tokens=30, eos_token_id=-1, kv_tokens=16, block_size=4)
