@@ -67,6 +67,7 @@ class TrainConfig:
     resume: bool = False  # continue from the latest checkpoint in out_dir
     seed: int = 42
     device: str = ""  # "" = cuda if available, else cpu; or "cpu" to force it
+    threads: int = 0  # CPU threads for torch; 0 = torch's default
     dtype: str = ""  # compute dtype: "" = bfloat16 on GPU, float32 on CPU; master weights are always fp32
     fsdp: bool = False  # shard parameters, gradients and optimizer state with FSDP2 (for 7B)
     grad_ckpt: bool = True  # activation checkpointing
@@ -96,7 +97,7 @@ PRESETS = {
     "toy": dict(model="toy-model", dataset="toy", num_prompts=2048, iters=30, prompts_per_iter=16,
                 train_batch_size=64, micro_batch_size=64, lr=2e-5, warmup_steps=2, max_new_tokens=200,
                 kl_coef=1e-3, reward_workers=0, eval_benchmark="toy", eval_problems=200, save_every=10,
-                out_dir="out/toy", device="cpu"),
+                out_dir="out/toy", device="cpu", threads=1),  # a tiny model: more threads only contend
 }
 
 
@@ -270,6 +271,8 @@ def main(argv):
     cfg = get_config(argv)
     rank, world, device = init_distributed(cfg)
     master = rank == 0
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     log = print if master else (lambda *a, **k: None)
     if cfg.prompts_per_iter % world or cfg.train_batch_size % world:
         raise SystemExit(f"error: --prompts_per_iter {cfg.prompts_per_iter} and --train_batch_size "
