@@ -1,9 +1,27 @@
 """
 The built-in task: a tiny reasoning model that overthinks, so the length penalty has something to cut.
 
-This file is shared by train.py (--preset toy), eval.py (--benchmark toy) and the tests.
+Problems are sums of k = 2..6 one-digit numbers (k is the difficulty), solved as running sums in a
+`<think>` block; the supervised solutions re-check most steps for no reason, a habit the base model keeps
+at temperature 0.6 while still sampling shorter solutions at temperature 1.0. This file is shared by
+train.py (--preset toy), eval.py (--benchmark toy) and the tests.
+
+    python toy.py --out_dir toy-model          # build the base model: CPU, 1 thread, about 6 minutes
+    python toy.py --out_dir /tmp/toy --steps 50 --n_eval 20   # a smoke run, under a minute
+
+    problems("test", 200)  ->  [{"problem": "What is 3 + 6 + 2?", "answer": "11", "difficulty": 3}, ...]
 """
+import hashlib
+import json
+import math
 import os
+import random
+import re
+import sys
+import time
+from dataclasses import asdict, dataclass, replace
+
+import torch
 
 # The DeepSeek-R1 special tokens, spelled as in the real tokenizer (full-width bars, U+2581 spaces).
 BOS = "<｜begin▁of▁sentence｜>"
@@ -55,3 +73,227 @@ def build_tokenizer(texts, vocab_size=512, out_dir=None):
         os.makedirs(out_dir, exist_ok=True)
         hf.save_pretrained(out_dir)
     return hf
+
+
+# ----------------------------------------------------------------------------------------------------
+# The task: add k one-digit numbers (k = 2..6 is the difficulty) as a chain of running sums.
+# The necessary chain has k - 1 steps; the "overthinking" is a re-check line after a step that copies
+# the step again and never changes the answer, so the shortest correct solution is always within reach.
+
+PROMPT = (BOS + USER + "Please reason step by step, and put your final answer within \\boxed{{}}. "
+          "Question: {problem}" + ASSISTANT)
+MIN_K, MAX_K = 2, 6   # difficulty = how many numbers are added
+TEST_FRACTION = 0.2   # of all problems, by a hash of the numbers, so the splits never overlap
+
+
+def prompt_text(problem):
+    """The raw R1 training prompt (not the chat template); tokenise it without adding special tokens."""
+    return PROMPT.format(problem=problem)
+
+
+def _split_of(nums):
+    # A hash of the numbers (not Python's hash(), which is salted per process) fixes the split of every
+    # problem once and for all, so train and test are disjoint whatever seeds draw from them.
+    h = int.from_bytes(hashlib.sha256(",".join(map(str, nums)).encode()).digest()[:8], "big")
+    return "test" if h % 1000 < TEST_FRACTION * 1000 else "train"
+
+
+def problems(split, n, seed=0):
+    """n problems of `split` ("train" or "test"), each {problem, answer, difficulty}; the same for the
+    same seed. Difficulties are uniform over k = 2..6; a problem may repeat (there are only 81 k = 2 sums)."""
+    assert split in ("train", "test"), split
+    rng = random.Random(f"{split}-{seed}")
+    out = []
+    while len(out) < n:
+        k = rng.randint(MIN_K, MAX_K)
+        nums = [rng.randint(1, 9) for _ in range(k)]
+        if _split_of(nums) == split:
+            out.append({"problem": "What is " + " + ".join(map(str, nums)) + "?",
+                        "answer": str(sum(nums)), "difficulty": k})
+    return out
+
+
+def _numbers(problem):
+    return [int(x) for x in re.findall(r"\d+", problem)]
+
+
+def solution(problem, rng=None, p_check=0.8, p_concise=0.1):
+    """A response `<think>\\n...\\n</think>\\n\\n... \\boxed{answer}` (EOS not included).
+
+    Each running-sum step is followed by a redundant re-check with probability p_check, decided per
+    step, so the first token after a step is where a policy can learn to stop re-checking. With
+    probability p_concise the whole solution has no re-checks (the base model then sees that the
+    concise path exists and samples it now and then at temperature 1). rng=None gives the shortest
+    correct solution.
+    """
+    nums = _numbers(problem)
+    concise = rng is None or rng.random() < p_concise
+    lines, total = [], nums[0]
+    for x in nums[1:]:
+        step = f"{total} + {x} = {total + x}."
+        lines.append(step)
+        if not concise and rng.random() < p_check:
+            lines.append(f"Wait, let me re-check: {step[:-1]}. Yes.")
+        total += x
+    # The think block opens with "<think>\n" exactly as the chat template's generation prompt, and the
+    # first character after it is a digit, so "\n" is its own token either way.
+    return THINK + "\n" + "\n".join(lines) + "\n" + END_THINK + f"\n\nThe answer is \\boxed{{{total}}}."
+
+
+# ----------------------------------------------------------------------------------------------------
+# The base model: a tiny Qwen2 trained from scratch by supervised learning on the overthinking solutions.
+
+@dataclass
+class ToyConfig:
+    out_dir: str = "toy-model"  # where the Hugging Face folder (weights + tokenizer) is written
+    seed: int = 0  # seeds the data, the init and the evaluation samples
+    threads: int = 1  # torch CPU threads; fixed: the reduction order (so the weights) depends on it, and one
+    #                  thread is as fast on tiny matmuls and much faster on a busy machine
+    vocab_size: int = 512  # upper bound for the BPE; the task's text saturates it at fewer tokens
+    hidden_size: int = 128
+    intermediate_size: int = 384  # SwiGLU inner width
+    num_hidden_layers: int = 4
+    num_attention_heads: int = 4
+    num_key_value_heads: int = 2
+    max_position_embeddings: int = 1024  # context length written to config.json (prompt + response)
+    steps: int = 600  # optimizer steps (at 400 the model still loses its place in 6-number sums)
+    batch_size: int = 32  # sequences per step
+    lr: float = 3e-3  # peak AdamW learning rate: linear warm-up, then cosine decay to lr / 10
+    warmup_steps: int = 30
+    weight_decay: float = 0.01
+    p_check: float = 0.8  # chance that a step is followed by a redundant re-check
+    p_concise: float = 0.1  # chance that a solution has no re-checks at all
+    n_eval: int = 200  # held-out problems of the final report (0 = skip it)
+    eval_temperatures: str = "0.6,1.0"  # comma-separated sampling temperatures of the final report
+    max_new_tokens: int = 256  # generation limit of the final report
+    log_every: int = 50  # steps between progress lines
+
+
+def sft_batches(tok, cfg):
+    """Yield cfg.steps packed batches (idx, targets, cu_seqlens): cfg.batch_size sequences of prompt +
+    solution + EOS laid end to end, idx and targets (1, N) int64, cu_seqlens (batch_size + 1,) int32.
+    targets are the next tokens on the response only, -1 (ignored) on the prompt and across sequences.
+    Packing instead of padding: the lengths vary 3x with the difficulty and the re-checks."""
+    rng = random.Random(f"sft-{cfg.seed}")
+    probs = problems("train", cfg.steps * cfg.batch_size, cfg.seed)
+    for s in range(cfg.steps):
+        idx, targets, cu = [], [], [0]
+        for p in probs[s * cfg.batch_size:(s + 1) * cfg.batch_size]:
+            prompt = tok.encode(prompt_text(p["problem"]), add_special_tokens=False)
+            response = tok.encode(solution(p["problem"], rng, cfg.p_check, cfg.p_concise),
+                                  add_special_tokens=False) + [tok.eos_token_id]
+            seq = prompt + response
+            idx += seq[:-1]
+            targets += [-1] * (len(prompt) - 1) + response  # position t predicts token t + 1
+            cu.append(len(idx))
+        yield torch.tensor([idx]), torch.tensor([targets]), torch.tensor(cu, dtype=torch.int32)
+
+
+def get_lr(step, cfg):
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    frac = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+    return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
+
+
+def build_base_model(out_dir, seed=0, **overrides):
+    """Train the overthinking base model from scratch and save it (weights + tokenizer) to out_dir.
+    Deterministic for a given config on a given machine. Returns (model, tokenizer, cfg)."""
+    from model import Qwen2, Qwen2Config
+    cfg = replace(ToyConfig(), out_dir=out_dir, seed=seed, **overrides)
+    torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    t0 = time.time()
+
+    # The tokenizer sees training text only; the test problems use the same words and digits.
+    rng = random.Random(f"tok-{cfg.seed}")
+    texts = [prompt_text(p["problem"]) + solution(p["problem"], rng, cfg.p_check, cfg.p_concise)
+             for p in problems("train", 2000, cfg.seed)]
+    tok = build_tokenizer(texts, cfg.vocab_size, out_dir)
+
+    mcfg = Qwen2Config(vocab_size=len(tok), hidden_size=cfg.hidden_size, intermediate_size=cfg.intermediate_size,
+                       num_hidden_layers=cfg.num_hidden_layers, num_attention_heads=cfg.num_attention_heads,
+                       num_key_value_heads=cfg.num_key_value_heads,
+                       max_position_embeddings=cfg.max_position_embeddings, rope_theta=10000.0,
+                       tie_word_embeddings=True, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+                       torch_dtype="float32")
+    model = Qwen2(mcfg)
+    print(f"model: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters, vocab {len(tok)}")
+    # No weight decay on norms and biases, as usual.
+    params = [{"params": [p for p in model.parameters() if p.dim() >= 2], "weight_decay": cfg.weight_decay},
+              {"params": [p for p in model.parameters() if p.dim() < 2], "weight_decay": 0.0}]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, betas=(0.9, 0.95))
+    model.train()
+    for step, (idx, targets, cu_seqlens) in enumerate(sft_batches(tok, cfg)):
+        for g in opt.param_groups:
+            g["lr"] = get_lr(step, cfg)
+        logp = model(idx, targets=targets, cu_seqlens=cu_seqlens)  # (1, N), 0 where ignored
+        loss = -logp.sum() / (targets >= 0).sum()  # mean over the response tokens of the batch
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        if step % cfg.log_every == 0 or step == cfg.steps - 1:
+            print(f"step {step:4d}/{cfg.steps} | loss {loss.item():.4f} | lr {get_lr(step, cfg):.1e} | "
+                  f"{time.time() - t0:.0f}s", flush=True)
+    model.eval()
+    model.save_pretrained(out_dir, tokenizer_dir=out_dir)
+    with open(os.path.join(out_dir, "toy_config.json"), "w") as f:
+        json.dump(asdict(cfg), f, indent=2)
+    print(f"saved {out_dir} in {time.time() - t0:.0f}s")
+    return model, tok, cfg
+
+
+def evaluate(model, tok, n=200, temperature=0.6, max_new_tokens=256, seed=0):
+    """Accuracy and mean generated tokens on n held-out problems, prompted as eval.py does (chat template,
+    so `<think>\n` is already in the prompt), plus the same count for the shortest correct solutions.
+    Returns {acc, tokens, shortest, ratio, by_difficulty: {k: (acc, tokens, shortest)}, sample: {problem,
+    answer, correct, response}}."""
+    from data import chat_prompt, encode
+    from reward import grade
+    from sample import generate
+    probs = problems("test", n, seed)
+    prompts = [encode(tok, chat_prompt(tok, p["problem"])) for p in probs]
+    outs = generate(model, prompts, max_new_tokens=max_new_tokens, eos_token_id=tok.eos_token_id,
+                    temperature=temperature, seed=seed)
+    # The shortest correct response after the prompt's "<think>\n": the concise solution minus those two
+    # tokens, plus EOS.
+    think = len(tok.encode(THINK + "\n", add_special_tokens=False))
+    rows = []
+    for p, o in zip(probs, outs):
+        text = tok.decode(o.tokens, skip_special_tokens=True)
+        shortest = len(tok.encode(solution(p["problem"]), add_special_tokens=False)) - think + 1
+        rows.append((p["difficulty"], o.finished and grade(text, p["answer"]), len(o.tokens), shortest))
+
+    def summary(rs):
+        return tuple(sum(r[i] for r in rs) / len(rs) for i in (1, 2, 3))
+    acc, tokens, shortest = summary(rows)
+    by_k = {k: summary([r for r in rows if r[0] == k]) for k in sorted({r[0] for r in rows})}
+    i = max(range(len(probs)), key=lambda j: probs[j]["difficulty"])  # show the first hardest problem
+    sample = dict(problem=probs[i]["problem"], answer=probs[i]["answer"], correct=rows[i][1],
+                  response=tok.decode(outs[i].tokens, skip_special_tokens=False))
+    return dict(acc=acc, tokens=tokens, shortest=shortest, ratio=tokens / shortest, by_difficulty=by_k,
+                sample=sample)
+
+
+def main(argv):
+    from configurator import parse_args, print_config
+    cfg = parse_args(ToyConfig, argv)
+    print("toy config:")
+    print_config(cfg)
+    t0 = time.time()
+    model, tok, cfg = build_base_model(**asdict(cfg))
+    for temperature in [float(t) for t in cfg.eval_temperatures.split(",") if cfg.n_eval > 0]:
+        r = evaluate(model, tok, cfg.n_eval, temperature, cfg.max_new_tokens, cfg.seed)
+        print(f"held-out, temperature {temperature}: accuracy {r['acc']:.1%} | mean tokens {r['tokens']:.1f} | "
+              f"shortest correct {r['shortest']:.1f} | ratio {r['ratio']:.2f}")
+        for k, (acc, tokens, shortest) in r["by_difficulty"].items():
+            print(f"  k={k}: accuracy {acc:.1%} | tokens {tokens:.1f} | shortest {shortest:.1f}")
+        s = r["sample"]
+        print(f"  sample: {s['problem']} (gold {s['answer']}, {'correct' if s['correct'] else 'wrong'})\n"
+              + s["response"])
+    print(f"total {time.time() - t0:.0f}s")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
