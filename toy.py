@@ -124,7 +124,8 @@ def solution(problem, rng=None, p_check=0.8, p_concise=0.1):
     step, so the first token after a step is where a policy can learn to stop re-checking. With
     probability p_concise the whole solution has no re-checks (the base model then sees that the
     concise path exists and samples it now and then at temperature 1). rng=None gives the shortest
-    correct solution.
+    correct solution. (Rewriting the whole sum each step, `= 11 + 4 + 4`, was tried to spare the model
+    from counting its place in the question; the tiny model copied the tails worse than it counted.)
     """
     nums = _numbers(problem)
     concise = rng is None or rng.random() < p_concise
