@@ -8,6 +8,7 @@ correctness of its k samples (a truncated response is wrong), tokens = mean gene
     python eval.py --model toy-model --benchmark toy --max_new_tokens 256 --out results/toy.json  # CPU
     python eval.py --benchmark problems.jsonl --n 4 --model DIR    # local file; under torchrun write --k 4
     python eval.py --plot results/base.json results/alpha0.2.json --out pareto.png
+    python eval.py --curves out/a0 out/a0.2 --out curves.png     # train.py runs: length and accuracy per iteration
 
 Writes --out (metrics per benchmark, JSON), the per-sample records beside it (NAME.samples.jsonl) and a
 markdown table on stdout. Rerunning with the same --out skips the problems already recorded.
@@ -24,6 +25,7 @@ from datetime import timedelta
 import torch
 import torch.distributed as dist
 
+import toy
 from data import BENCHMARKS, chat_prompt, encode, load_rows
 from reward import extract_boxed, grade_many, is_equiv
 from sample import generate
@@ -48,6 +50,7 @@ class EvalConfig:
     device: str = ""  # "" = cuda if available, else cpu
     progress: bool = True  # progress bars on stderr (rank 0)
     plot: str = ""  # comma-separated result JSON files: plot accuracy vs tokens to --out instead of evaluating
+    curves: str = ""  # comma-separated train.py out_dirs: plot their length and accuracy per iteration to --out
 
 
 def majority_correct(samples):
@@ -75,6 +78,8 @@ def summarize(problems):
             "mean_tokens": mean([s["tokens"] for s in samples]),
             "truncated_frac": mean([not s["finished"] for s in samples]),
             "n_problems": len(problems), "n_samples": len(samples),
+            "answer_accuracy": mean([mean([s.get("answer_correct", s["correct"]) and s["finished"] for s in p])
+                                     for p in problems]),  # the boxed answer alone; differs on toy only
             "pass_at_k": mean([any(c) for c in correct]),
             "majority_accuracy": mean([majority_correct(p) for p in problems])}
 
@@ -216,6 +221,10 @@ def evaluate(cfg, model, tok, name, rows, k, rank, world, done, master):
                     "answer": extract_boxed(texts[g]), "correct": bool(graded[g] and outs[g].finished),
                     "tokens": len(outs[g].tokens), "finished": outs[g].finished, "response": texts[g]}
                    for g, (i, j) in enumerate((i, j) for i in run for j in range(k))]
+        if name == "toy":  # a right answer counts only with a valid derivation (see toy.derivation_ok)
+            for r in records:
+                r["answer_correct"] = r["correct"]
+                r["correct"] = r["correct"] and toy.derivation_ok(rows[r["problem_id"]]["problem"], r["response"])
         with open(samples_path(cfg.out, rank), "a", encoding="utf-8") as f:
             f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
             f.flush()
@@ -263,6 +272,33 @@ def plot(files, out):
     print(f"wrote {out}")
 
 
+def curves(dirs, out):
+    """Training curves from train.py's metrics.jsonl: rollout length and accuracy at every iteration."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, (ax_len, ax_acc) = plt.subplots(1, 2, figsize=(9, 3.6))
+    for d in dirs:
+        try:
+            with open(os.path.join(d, "metrics.jsonl")) as f:
+                ms = [json.loads(line) for line in f]
+        except (OSError, ValueError) as e:
+            raise SystemExit(f"error: cannot read {d}/metrics.jsonl; --curves takes train.py out_dirs ({e})")
+        it = [m["iter"] for m in ms]
+        label = os.path.basename(os.path.normpath(d))
+        ax_len.plot(it, [m["mean_len"] for m in ms], label=label)
+        ax_acc.plot(it, [100 * m["accuracy"] for m in ms], label=label)
+    for ax, y in ((ax_len, "mean response tokens (rollouts)"), (ax_acc, "accuracy of rollouts (%)")):
+        ax.set_xlabel("iteration")
+        ax.set_ylabel(y)
+        ax.grid(alpha=0.3)
+    ax_len.legend(fontsize=7)
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    fig.savefig(out, dpi=120)
+    print(f"wrote {out}")
+
+
 def run(cfg, benchmarks, model, tok, rank, world):
     """Evaluate model on {name: rows}, resuming from cfg.out; every rank joins. Returns {name: metrics} on
     rank 0 (also written to cfg.out), None elsewhere. train.py calls this before and after training."""
@@ -298,15 +334,18 @@ def run(cfg, benchmarks, model, tok, rank, world):
 
 def main(argv):
     from configurator import parse_args, print_config
-    if "--plot" in argv:  # `--plot a.json b.json` -> `--plot a.json,b.json`
-        a = argv.index("--plot") + 1
-        b = next((i for i in range(a, len(argv)) if argv[i].startswith("--")), len(argv))
-        argv = argv[:a - 1] + ["--plot", ",".join(argv[a:b])] + argv[b:]
+    for flag in ("--plot", "--curves"):  # `--plot a.json b.json` -> `--plot a.json,b.json`
+        if flag in argv:
+            a = argv.index(flag) + 1
+            b = next((i for i in range(a, len(argv)) if argv[i].startswith("--")), len(argv))
+            argv = argv[:a - 1] + [flag, ",".join(argv[a:b])] + argv[b:]
     # --n is --k; torchrun's own parser rejects --n anywhere on its command line (a prefix of its --nnodes).
     argv = ["--k" + a[3:] if a == "--n" or a.startswith("--n=") else a for a in argv]
     cfg = parse_args(EvalConfig, argv)
     if cfg.plot:
         return plot(cfg.plot.split(","), "pareto.png" if cfg.out == EvalConfig.out else cfg.out)
+    if cfg.curves:
+        return curves(cfg.curves.split(","), "curves.png" if cfg.out == EvalConfig.out else cfg.out)
     from transformers import AutoTokenizer
 
     from model import Qwen2

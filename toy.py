@@ -141,6 +141,29 @@ def solution(problem, rng=None, p_check=0.8, p_concise=0.1):
     return THINK + "\n" + "\n".join(lines) + "\n" + END_THINK + f"\n\nThe answer is \\boxed{{{total}}}."
 
 
+def derivation_ok(problem, response):
+    """Is `response` (the text after "<think>\\n") a valid running-sum derivation in the task's format: every
+    step right and in order, each re-check repeating the step before it, then the boxed total? eval.py
+    requires it on the toy benchmark on top of the boxed answer, so a policy whose text degrades around a
+    right answer (too high a learning rate, no KL term) is caught by the held-out grading."""
+    nums = _numbers(problem)
+    think, sep, tail = response.partition("\n" + END_THINK)
+    if not sep or tail.strip() != f"The answer is \\boxed{{{sum(nums)}}}.":
+        return False
+    steps, total = [], nums[0]
+    for x in nums[1:]:
+        steps.append(f"{total} + {x} = {total + x}.")
+        total += x
+    lines, i = think.removeprefix(THINK + "\n").split("\n"), 0  # i: steps done so far
+    for j, line in enumerate(lines):
+        if i < len(steps) and line == steps[i]:
+            i += 1
+        elif not (i > 0 and lines[j - 1] == steps[i - 1]
+                  and line == f"Wait, let me re-check: {steps[i - 1][:-1]}. Yes."):
+            return False
+    return i == len(steps)
+
+
 # ----------------------------------------------------------------------------------------------------
 # The base model: a tiny Qwen2 trained from scratch by supervised learning on the overthinking solutions.
 

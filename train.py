@@ -506,9 +506,10 @@ def main(argv):
                 json.dump(summary, f, indent=2)
             i, f_ = summary["initial"], summary["final"]  # eval.py's metrics, by_difficulty included
             log(f"\n| {cfg.eval_benchmark} held-out ({cfg.eval_problems} problems, T={cfg.eval_temperature}) "
-                f"| accuracy | mean tokens |\n|---|---|---|\n"
-                f"| initial | {i['accuracy']:.3f} | {i['mean_tokens']:.1f} |\n"
-                f"| final (alpha {cfg.alpha}) | {f_['accuracy']:.3f} | {f_['mean_tokens']:.1f} "
+                f"| accuracy | answer only | mean tokens |\n|---|---|---|---|\n"
+                f"| initial | {i['accuracy']:.3f} | {i['answer_accuracy']:.3f} | {i['mean_tokens']:.1f} |\n"
+                f"| final (alpha {cfg.alpha}) | {f_['accuracy']:.3f} | {f_['answer_accuracy']:.3f} "
+                f"| {f_['mean_tokens']:.1f} "
                 f"({f_['mean_tokens'] / i['mean_tokens'] - 1:+.0%}) |")
 
 

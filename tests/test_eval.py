@@ -206,6 +206,29 @@ def test_plot_writes_a_png_from_two_result_files(tmp_path):
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
 
 
+def test_toy_accuracy_needs_a_valid_derivation_and_answer_accuracy_reports_the_boxed_answer_alone():
+    import toy
+    rows = toy.problems("test", 2)
+    good = [toy.solution(r["problem"]).removeprefix(toy.THINK + "\n") for r in rows]
+    records = [{"benchmark": "toy", "problem_id": i, "sample": 0, "tokens": 5, "finished": True, "answer": r["answer"],
+                "answer_correct": True, "correct": toy.derivation_ok(r["problem"], text)}
+               for i, (r, text) in enumerate(zip(rows, [good[0], "garbage\n" + good[1]]))]
+    m = ev.metrics(records, rows, 1)
+    assert m["accuracy"] == 0.5 and m["answer_accuracy"] == 1.0
+
+
+def test_curves_plots_train_runs_and_names_a_folder_without_metrics(tmp_path):
+    for name, slope in (("a0", 0), ("a0.2", -10)):
+        os.makedirs(tmp_path / name)
+        write_jsonl(tmp_path / name / "metrics.jsonl",
+                    [{"iter": i, "mean_len": 100 + slope * i, "accuracy": 0.9} for i in range(1, 6)])
+    ev.main(["--curves", str(tmp_path / "a0"), str(tmp_path / "a0.2"), "--out", str(tmp_path / "c.png")])
+    with open(tmp_path / "c.png", "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(SystemExit, match="nothing/metrics.jsonl"):
+        ev.main(["--curves", str(tmp_path / "nothing"), "--out", str(tmp_path / "d.png")])
+
+
 def test_train_and_eval_prompts_share_one_bos_and_eval_ends_with_think(tiny_model_dir):
     from transformers import AutoTokenizer
     tok = AutoTokenizer.from_pretrained(tiny_model_dir)

@@ -74,6 +74,28 @@ def test_a_recheck_only_repeats_the_step_just_before_it():
                 assert line == f"Wait, let me re-check: {prev[:-1]}. Yes."
 
 
+def test_derivation_check_accepts_every_solution_and_rejects_degraded_text_around_a_right_answer():
+    rng = random.Random(2)
+    for p in toy.problems("test", 300):
+        sol = toy.solution(p["problem"], rng).removeprefix(toy.THINK + "\n")  # as the model writes it
+        assert toy.derivation_ok(p["problem"], sol), sol
+    p = "What is 9 + 6 + 9?"
+    good = toy.solution(p).removeprefix(toy.THINK + "\n")
+    assert good == "9 + 6 = 15.\n15 + 9 = 24.\n</think>\n\nThe answer is \\boxed{24}."
+    degraded = [
+        good.replace("15 + 9", "5 + 9"),  # a wrong step, right total
+        good.replace("9 + 6 = 15.\n", ""),  # a skipped step
+        good.replace("15.\n", "15.\nWait, let me re-check: 9 + 6 = 14. Yes.\n"),  # a wrong re-check
+        good.replace("15.\n", "15.\n15.\n"),  # a stray line
+        good.replace("15 + 9 = 24.\n", "15 + 9 = 24.\nWait, let me re-check: 9 + 6 = 15. Yes.\n"),  # stale
+        good.replace("The answer is", "The the answer is"),  # garbled text after </think>
+        good + " 24",  # trailing text
+        good.replace("\n</think>", ""),  # no end of thinking
+    ]
+    for text in degraded:
+        assert extract_boxed(text) == "24" and not toy.derivation_ok(p, text), text
+
+
 def test_redundancy_is_a_habit_with_a_concise_minority():
     """~72% of steps re-checked (p_concise 0.1, p_check 0.8), so a low temperature keeps the habit; but
     solutions without any re-check exist (at least the p_concise share), so sampling can find them."""
