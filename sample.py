@@ -235,6 +235,7 @@ def generate_naive(model, prompt, *, max_new_tokens, eos_token_id, temperature=1
 class SampleConfig:
     model: str = "toy-model"  # local Hugging Face folder or hub id
     prompt: str = "What is 3 + 4 + 5?"  # user message, sent through the tokenizer's chat template
+    math: bool = True  # pose --prompt as train.py and eval.py pose problems (data.INSTRUCTION); false = as is
     n: int = 4  # samples
     max_new_tokens: int = 256
     temperature: float = 0.6  # 0 = greedy
@@ -248,14 +249,15 @@ def main(argv):
     cfg = parse_args(SampleConfig, argv)
     from transformers import AutoTokenizer
 
+    from data import INSTRUCTION
     from model import Qwen2
     try:
         model = Qwen2.from_pretrained(cfg.model, device=cfg.device or None)
     except (FileNotFoundError, ValueError) as e:
         raise SystemExit(f"error: {e}")
     tok = AutoTokenizer.from_pretrained(model.source)
-    text = tok.apply_chat_template([{"role": "user", "content": cfg.prompt}], tokenize=False,
-                                   add_generation_prompt=True)
+    message = INSTRUCTION.format(problem=cfg.prompt) if cfg.math else cfg.prompt
+    text = tok.apply_chat_template([{"role": "user", "content": message}], tokenize=False, add_generation_prompt=True)
     ids = tok.encode(text, add_special_tokens=False)  # the template already holds BOS
     t0 = time.time()
     outs = generate(model, [ids], n=cfg.n, max_new_tokens=cfg.max_new_tokens, eos_token_id=tok.eos_token_id,

@@ -188,3 +188,15 @@ def test_committed_toy_model_is_correct_and_overthinks_when_greedy():
     assert sum(o.finished and extract_boxed(t) == p["answer"] for o, t, p in zip(outs, texts, probs)) >= 9
     shortest = sum(len(encode(tok, toy.solution(p["problem"]))) - 1 for p in probs)
     assert sum(len(o.tokens) for o in outs) > 1.5 * shortest
+
+
+@needs_toy_model
+def test_sample_py_poses_the_prompt_as_a_math_problem_so_the_toy_model_solves_it():
+    import subprocess
+    import sys
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    p = subprocess.run([sys.executable, "sample.py", "--model", TOY_MODEL, "--prompt", "What is 3 + 4 + 8?", "--n", "2",
+                        "--temperature", "0", "--max_new_tokens", "200"], cwd=ROOT, env=env, capture_output=True,
+                       text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert p.stdout.count("\\boxed{15}") == 2 and "3 + 4 = 7.\n" in p.stdout, p.stdout
