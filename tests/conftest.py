@@ -37,6 +37,17 @@ def make_tiny_model(out_dir, seed=0, **kw):
     return str(out_dir)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def one_thread():
+    """Every test runs on one torch thread, as the subprocesses do (OMP_NUM_THREADS=1): tiny matmuls gain
+    nothing from threads, on a busy 2-core machine the thread handoffs cost ~20x, and float sums stay the
+    same from run to run."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory):
     return make_tiny_model(tmp_path_factory.mktemp("tiny_model"))

@@ -15,17 +15,7 @@ from configurator import parse_args
 from sample import generate
 
 
-# Tiny models gain nothing from a second thread, and on a busy machine a thread waiting for a descheduled
-# sibling makes each matmul milliseconds instead of microseconds.
 ONE_THREAD = dict(os.environ, OMP_NUM_THREADS="1")
-
-
-@pytest.fixture
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def run_script(*args):
@@ -71,7 +61,7 @@ def test_response_lengths_count_through_the_first_eos_only():
 
 
 @pytest.mark.parametrize("temperature", [0.0, 1.0])
-def test_forced_lengths_are_honoured_identically_by_our_sampler_and_transformers(temperature, one_thread):
+def test_forced_lengths_are_honoured_identically_by_our_sampler_and_transformers(temperature):
     """Random weights, lengths 1 and max_new_tokens included, slots fewer than prompts (refills happen): every
     row stops exactly at its forced length in our continuous and lock-step modes and in HF generate."""
     cfg = bench.BenchConfig(shape="tiny", max_new_tokens=10, temperature=temperature)

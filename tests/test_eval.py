@@ -32,13 +32,8 @@ def run_eval(args, torchrun=False):
 
 
 def run_in_process(args):
-    """ev.main in this process (no start-up cost), on one thread like the subprocesses."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        ev.main(args)
-    finally:
-        torch.set_num_threads(threads)
+    """ev.main in this process (no start-up cost), on one thread like the subprocesses (conftest)."""
+    ev.main(args)
 
 
 def read_jsonl(path):

@@ -15,15 +15,6 @@ from model import KVCache, Qwen2
 from sample import generate
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny matmuls gain nothing from threads, and on a busy 2-core machine the thread handoffs cost ~20x."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def randomize_(module, seed, scale=0.2):
     """Every parameter random (biases and norm weights too, which the default init leaves at 0 and 1),
     so a swapped, dropped or mis-tied tensor changes the logits."""

@@ -13,15 +13,6 @@ from model import Qwen2
 from sample import _uniform, generate, generate_naive, sample_tokens
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny matmuls gain nothing from threads, and on a busy 2-core machine the thread handoffs cost ~20x."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def model_dir(tiny_model_dir, tmp_path_factory):
     """The tiny model with every weight random at a scale that gives peaked logits (no near-ties for greedy

@@ -17,15 +17,6 @@ needs_toy_model = pytest.mark.skipif(not os.path.exists(os.path.join(TOY_MODEL, 
                                      reason="toy-model/ not built: python toy.py --out_dir toy-model")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny matmuls gain nothing from threads, and on a busy 2-core machine the thread handoffs cost ~20x."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _texts(n, seed=0):
     rng = random.Random(seed)
     return [toy.prompt_text(p["problem"]) + toy.solution(p["problem"], rng) for p in toy.problems("train", n, seed)]
