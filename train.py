@@ -296,7 +296,6 @@ def main(argv):
         policy = Qwen2.from_pretrained(resume_dir or cfg.model, device=device, dtype=torch.float32)
     except (FileNotFoundError, ValueError) as e:
         raise SystemExit(f"error: {e}")
-    init_folder = cfg.model if os.path.isdir(cfg.model) else policy.source
     tokenizer = AutoTokenizer.from_pretrained(policy.source)
     rows = load_rows(cfg.dataset, split="train", limit=cfg.num_prompts)
     random.Random(cfg.seed).shuffle(rows)
@@ -317,7 +316,8 @@ def main(argv):
         sampler = Qwen2.from_pretrained(policy.source, device=device, dtype=dtype).eval().requires_grad_(False)
     ref = None
     if cfg.kl_coef > 0:
-        ref = Qwen2.from_pretrained(init_folder, device=device, dtype=dtype).eval().requires_grad_(False)
+        # Always cfg.model, never the checkpoint a resumed run starts from: the KL anchors to the initial model.
+        ref = Qwen2.from_pretrained(cfg.model, device=device, dtype=dtype).eval().requires_grad_(False)
     n_params = sum(p.numel() for p in policy.parameters())
     kv_tokens = memory_plan(cfg, policy.config, n_params, world, device, dtype, log)
     model = policy

@@ -1,6 +1,7 @@
 """train.py: the maths against hand-computed examples, and real runs of the script (CPU, tiny model)."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -123,11 +124,11 @@ TOY_ARGS = ["--preset", "toy", "--prompts_per_iter", "4", "--group_size", "4", "
             "--micro_batch_size", "4", "--max_new_tokens", "96", "--eval_benchmark", "", "--lr", "1e-4"]
 
 
-def run_train(args, out_dir, nproc=1, timeout=600):
+def run_train(args, out_dir, nproc=1, timeout=600, env=None):
     cmd = [sys.executable, os.path.join(ROOT, "train.py")] + TOY_ARGS + ["--out_dir", str(out_dir)] + args
     if nproc > 1:
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc)] + cmd[1:]
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1", **(env or {}))
     p = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     return p.stdout
@@ -169,10 +170,23 @@ def test_two_iterations_train_every_parameter_and_write_loadable_checkpoints(tmp
     assert {"problem", "response", "reward", "correct", "tokens"} <= set(s)
 
 
+def offline_hub_cache(root):
+    """The toy model as a hub id in a Hugging Face cache (the layout hf download writes), read offline."""
+    snap = root / "models--toy-org--toy-model" / "snapshots" / "0123abcd"
+    shutil.copytree(os.path.join(ROOT, "toy-model"), snap)
+    (root / "models--toy-org--toy-model" / "refs").mkdir()
+    (root / "models--toy-org--toy-model" / "refs" / "main").write_text("0123abcd")
+    return dict(HF_HUB_CACHE=str(root), HF_HUB_OFFLINE="1")
+
+
 def test_resume_is_exact_four_iterations_equal_two_plus_resume_plus_two(tmp_path):
-    run_train(["--iters", "4", "--save_every", "2"], tmp_path / "straight")
-    run_train(["--iters", "2"], tmp_path / "split")
-    out = run_train(["--iters", "4", "--resume", "true"], tmp_path / "split")
+    # The model is a hub id, as in the r1 presets: a resumed run must still take its KL reference from the
+    # initial model, not from the checkpoint it resumes (the "kl" metric below would differ).
+    hub = ["--model", "toy-org/toy-model"]
+    env = offline_hub_cache(tmp_path / "hub")
+    run_train(hub + ["--iters", "4", "--save_every", "2"], tmp_path / "straight", env=env)
+    run_train(hub + ["--iters", "2"], tmp_path / "split", env=env)
+    out = run_train(hub + ["--iters", "4", "--resume", "true"], tmp_path / "split", env=env)
     assert "resumed from" in out and "at iteration 2" in out
     a, b = read_metrics(tmp_path / "straight"), read_metrics(tmp_path / "split")
     assert [r["iter"] for r in b] == [1, 2, 3, 4]
