@@ -2,7 +2,7 @@
 Problems and prompts shared by train.py and eval.py.
 
 load_rows(spec) gives [{problem, answer[, difficulty]}] from a benchmark name (gsm8k, math500, aime24), a
-Hugging Face dataset id (`org/name` or `org/name:split`, needs the `datasets` package), a local .jsonl /
+Hugging Face dataset id (`org/name` or `org/name:split`, with the `datasets` package), a local .jsonl /
 .parquet file, or `toy` (the built-in task of toy.py). Gold answers come from an `answer` field (GSM8K's
 `... #### 72` keeps what follows ####) or else the last \\boxed{} of a `solution` field.
 

@@ -171,6 +171,14 @@ def test_load_rows_errors_are_one_line_and_rows_without_answers_are_dropped_with
         ev.main(["--model", str(tmp_path / "no_model"), "--benchmark", mixed, "--out", str(tmp_path / "r.json")])
 
 
+def test_hub_benchmark_offline_is_a_one_line_error_naming_the_local_file_alternative(tmp_path):
+    env = dict(ENV, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", HF_HOME=str(tmp_path / "hf"))
+    p = subprocess.run([sys.executable, "eval.py", "--model", "toy-model", "--benchmark", "gsm8k", "--out",
+                        str(tmp_path / "r.json")], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
+    assert p.returncode != 0 and "Traceback" not in p.stderr, p.stderr
+    assert "could not load 'openai/gsm8k'" in p.stderr and ".jsonl / .parquet" in p.stderr
+
+
 def test_drop_report_counts_empty_problems_and_null_answers(tmp_path, capsys):
     path = write_jsonl(tmp_path / "d.jsonl", [{"problem": "a", "answer": None}, {"problem": "b", "answer": "2"},
                                               {"problem": "", "answer": "3"}])
