@@ -197,18 +197,45 @@ def test_resume_is_exact_four_iterations_equal_two_plus_resume_plus_two(tmp_path
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
-def test_torchrun_two_ranks_match_one_process_with_the_same_global_batch(tmp_path):
-    run_train(["--iters", "2"], tmp_path / "one")
-    out = run_train(["--iters", "2"], tmp_path / "two", nproc=2)
-    assert "training with 2 rank(s)" in out and "weights identical on all 2 ranks: True" in out
-    a, b = read_metrics(tmp_path / "one"), read_metrics(tmp_path / "two")
+@pytest.fixture(scope="module")
+def one_process_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("one")
+    run_train(["--iters", "2"], out)
+    return out
+
+
+def assert_same_run(a_dir, b_dir, weight_tol):
+    a, b = read_metrics(a_dir), read_metrics(b_dir)
+    assert [r["iter"] for r in a] == [r["iter"] for r in b] == [1, 2]
     for ra, rb in zip(a, b):
         for k in DETERMINISTIC:  # the rollouts are the same samples: counter-based RNG, per-sample ids
             assert ra[k] == pytest.approx(rb[k], abs=1e-9), (ra["iter"], k)
         for k in ("loss", "clipfrac", "kl"):
             assert ra[k] == pytest.approx(rb[k], rel=1e-3, abs=1e-6), (ra["iter"], k)
-    wa, wb = load_weights(tmp_path / "one" / "final"), load_weights(tmp_path / "two" / "final")
-    assert max((wa[k] - wb[k]).abs().max().item() for k in wa) < 1e-4
+    wa, wb = load_weights(a_dir / "final"), load_weights(b_dir / "final")
+    assert wa.keys() == wb.keys() and all(wb[k].dtype == torch.float32 for k in wb)
+    assert max((wa[k] - wb[k]).abs().max().item() for k in wa) < weight_tol
+
+
+def test_torchrun_two_ranks_match_one_process_with_the_same_global_batch(tmp_path, one_process_run):
+    out = run_train(["--iters", "2"], tmp_path / "two", nproc=2)
+    assert "training with 2 rank(s)" in out and "weights identical on all 2 ranks: True" in out
+    assert_same_run(one_process_run, tmp_path / "two", 1e-4)
+
+
+def test_fsdp_two_ranks_match_one_process_and_resume_exactly(tmp_path, one_process_run):
+    """FSDP2 (the 7B preset's sharding) over gloo: parameters, gradients and AdamW state sharded in two,
+    checkpoints gathered into one Hugging Face folder, and the sharded optimizer state restored on resume."""
+    run_train(["--iters", "2", "--fsdp", "true"], tmp_path / "fsdp", nproc=2)
+    assert_same_run(one_process_run, tmp_path / "fsdp", 1e-4)
+    run_train(["--iters", "1", "--fsdp", "true"], tmp_path / "split", nproc=2)
+    out = run_train(["--iters", "2", "--fsdp", "true", "--resume", "true"], tmp_path / "split", nproc=2)
+    assert "at iteration 1" in out
+    for ra, rb in zip(read_metrics(tmp_path / "fsdp"), read_metrics(tmp_path / "split"), strict=True):
+        for k in DETERMINISTIC + ("loss", "clipfrac", "kl", "grad_norm"):
+            assert ra[k] == rb[k], (ra["iter"], k, ra[k], rb[k])
+    wa, wb = load_weights(tmp_path / "fsdp" / "final"), load_weights(tmp_path / "split" / "final")
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
 def test_missing_dataset_fields_and_indivisible_ranks_are_clear_errors(tmp_path):
