@@ -63,6 +63,8 @@ class BenchConfig:
     max_new_tokens: int = 0  # 0 = the shape's default (tiny 24, 10m 512, r1 1024)
     temperature: float = 0.0  # 0 = greedy, in both samplers
     hf: bool = True  # also run transformers generate
+    cuda_graph: bool = True  # on a GPU, also our continuous sampler replaying CUDA graphs of the decode step
+    compile: bool = False  # also our continuous sampler with torch.compile'd decode steps (and graphs on a GPU)
     hf_cache: str = "static"  # static | dynamic | static,dynamic: transformers' KV cache; ratios use the fastest
     tokens: int = 0  # train: packed tokens per update step; 0 = the shape's default
     adam: bool = True  # train: include the AdamW step (8 bytes/param of state: turn off for 7B on one GPU)
@@ -104,18 +106,17 @@ def force_countdown(last, logits, max_count):
 
 
 class ForcedLengths(nn.Module):
-    """Our model with the countdown on its last-position logits; counts decode forwards (one new token)."""
+    """Our model with the countdown on its last-position logits."""
 
     def __init__(self, model, max_count):
         super().__init__()
-        self.inner, self.max_count, self.steps = model, max_count, 0
+        self.inner, self.max_count = model, max_count
 
     config = property(lambda self: self.inner.config)
     lm_head = property(lambda self: self.inner.lm_head)
 
     def forward(self, idx, **kw):
         logits = self.inner(idx, **kw)
-        self.steps += idx.shape[1] == 1
         force_countdown(idx[:, -1], logits[:, -1], self.max_count)
         return logits
 
@@ -155,12 +156,12 @@ def response_lengths(gen):
     return torch.where(is_eos.any(1), first + 1, gen.shape[1]).tolist()
 
 
-def run_ours(ours, prompts, batch, cfg, continuous):
+def run_ours(ours, prompts, batch, cfg, continuous, **kw):
     """Our sampler with batch slots. Returns (response lengths, decode steps)."""
-    ours.steps = 0
-    comps = generate(ours, prompts, max_new_tokens=cfg.max_new_tokens, eos_token_id=EOS,
-                     temperature=cfg.temperature, seed=cfg.seed, slots=batch, continuous=continuous)
-    return [len(c.tokens) for c in comps], ours.steps
+    stats = {}
+    comps = generate(ours, prompts, max_new_tokens=cfg.max_new_tokens, eos_token_id=EOS, temperature=cfg.temperature,
+                     seed=cfg.seed, slots=batch, continuous=continuous, stats=stats, **kw)
+    return [len(c.tokens) for c in comps], stats["decode_steps"]
 
 
 def run_hf(hf, prompts, batch, cfg, cache):
@@ -259,6 +260,12 @@ def bench_sample(cfg, device, dtype):
     for B in [int(b) for b in cfg.batch.split(",")]:
         methods = {"continuous": lambda ps: run_ours(ours, ps, B, cfg, True),
                    "lock-step": lambda ps: run_ours(ours, ps, B, cfg, False)}
+        cuda = device.type == "cuda"
+        if cfg.cuda_graph and cuda:
+            methods["cont. graphs"] = lambda ps: run_ours(ours, ps, B, cfg, True, cuda_graph=True)
+        if cfg.compile:
+            methods["cont. compiled" + " + graphs" * cuda] = lambda ps: run_ours(ours, ps, B, cfg, True, compile=True,
+                                                                                 cuda_graph=cuda)
         for c in cfg.hf_cache.split(",") if hf is not None else []:
             methods[f"HF {c}"] = lambda ps, c=c: run_hf(hf, ps, B, cfg, c)
         for fn in methods.values():
@@ -286,11 +293,15 @@ def bench_sample(cfg, device, dtype):
                   f" | {steps:>6,} steps | {r['ms_per_step']:7.2f} ms/step | BW {r['bw_util']:6.1%} | peak {peak:>8,.0f} MiB"
                   + (f" | CPU {cpu:.2f} s" if device.type == "cpu" else ""))
         ratio = dict(batch=B, continuous_vs_lockstep=row["continuous"]["tokens_per_s"] / row["lock-step"]["tokens_per_s"])
-        if hf is not None:  # against the fastest transformers configuration
-            ratio["ours_vs_hf"] = row["continuous"]["tokens_per_s"] / max(
+        for name in row:  # the faster decode steps against the eager one
+            if name.startswith("cont. "):
+                ratio[name[6:].replace(" + ", "_") + "_vs_eager"] = row[name]["tokens_per_s"] / row["continuous"]["tokens_per_s"]
+        if hf is not None:  # our fastest continuous mode against the fastest transformers configuration
+            ratio["ours_vs_hf"] = max(r["tokens_per_s"] for name, r in row.items() if name.startswith("cont")) / max(
                 r["tokens_per_s"] for name, r in row.items() if name.startswith("HF"))
         ratios.append(ratio)
         print(f"batch {B:>4} | continuous / lock-step {ratio['continuous_vs_lockstep']:.2f}x"
+              + "".join(f" | {k[:-9].replace('_', ' + ')} / eager {v:.2f}x" for k, v in ratio.items() if k.endswith("_vs_eager"))
               + (f" | ours / HF {ratio['ours_vs_hf']:.2f}x" if "ours_vs_hf" in ratio else ""))
     return dict(bandwidth_gb_s=bw / 1e9, weight_mib=weight_bytes / 2**20, runs=runs, ratios=ratios)
 

@@ -46,6 +46,7 @@ class EvalConfig:
     out: str = "results.json"  # metrics; per-sample records go to NAME.samples.jsonl beside it
     chunk: int = 512  # samples per generate call; records are appended to the JSONL after each
     slots: int = 0  # rows decoded at once; 0 = what fits in 70% of free GPU memory (at most 256)
+    cuda_graph: bool = False  # replay the decode step as CUDA graphs (sample.generate); CUDA only
     grader_processes: int = 0  # worker processes for grading; 0 = in this process
     device: str = ""  # "" = cuda if available, else cpu
     progress: bool = True  # progress bars on stderr (rank 0)
@@ -213,7 +214,8 @@ def evaluate(cfg, model, tok, name, rows, k, rank, world, done, master):
     for run in runs(todo, max(1, cfg.chunk // k)):
         outs = generate(model, [prompts[i] for i in run], n=k, max_new_tokens=max_new,
                         eos_token_id=tok.eos_token_id, temperature=cfg.temperature, top_p=cfg.top_p,
-                        seed=cfg.seed, sample_offset=run[0] * k, slots=slots, progress=master and cfg.progress)
+                        seed=cfg.seed, sample_offset=run[0] * k, slots=slots, cuda_graph=cfg.cuda_graph,
+                        progress=master and cfg.progress)
         texts = [tok.decode(c.tokens, skip_special_tokens=True) for c in outs]
         golds = [rows[i]["answer"] for i in run for _ in range(k)]
         graded = grade_many(texts, golds, processes=cfg.grader_processes)
@@ -350,6 +352,8 @@ def main(argv):
 
     from model import Qwen2
     rank, world, device = init_distributed(cfg.device)
+    if cfg.cuda_graph and not device.startswith("cuda"):
+        raise SystemExit(f"error: --cuda_graph true needs a CUDA device, and this run is on {device}")
     master = rank == 0
     if master:
         print("eval config:")

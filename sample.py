@@ -63,7 +63,7 @@ def sample_tokens(logits, temperature, top_p, u):
 @torch.no_grad()
 def generate(model, prompts, *, n=1, max_new_tokens, eos_token_id, temperature=1.0, top_p=1.0, seed=0,
              sample_offset=0, slots=None, kv_tokens=None, block_size=None, sync_every=None, prefill_batch=16,
-             continuous=True, progress=False):
+             continuous=True, compile=False, cuda_graph=False, stats=None, progress=False):
     """Sample n completions for each prompt (lists of token ids, any lengths).
 
     Returns len(prompts) * n Completions grouped by prompt: prompt i's samples at i*n .. i*n+n-1.
@@ -74,6 +74,10 @@ def generate(model, prompts, *, n=1, max_new_tokens, eos_token_id, temperature=1
     the length limit); when it runs out, the youngest sample is evicted and later regenerated, identically.
     sync_every: decode steps between the host's checks for finished rows (1 on CPU, 8 on CUDA).
     continuous=False is the lock-step baseline: a batch of slots runs until all its rows end.
+    compile: the decode step through torch.compile as one graph (fullgraph: it never reads a tensor back to
+    Python, so it also fits a CUDA graph). cuda_graph: replay each decode step as a captured CUDA graph (one
+    per table width and row count): no Python and no kernel launches per layer. stats: a dict that receives
+    decode_steps and graphs (captured).
     """
     cfg, device = model.config, model.lm_head.weight.device
     dtype = model.lm_head.weight.dtype
@@ -85,6 +89,8 @@ def generate(model, prompts, *, n=1, max_new_tokens, eos_token_id, temperature=1
                          f"max_position_embeddings {cfg.max_position_embeddings}: shorten one of them")
     if not 0 < top_p <= 1 or temperature < 0:
         raise ValueError(f"need 0 < top_p <= 1 and temperature >= 0, got top_p={top_p}, temperature={temperature}")
+    if cuda_graph and device.type != "cuda":
+        raise ValueError(f"cuda_graph=True needs the model on a CUDA device, not {device}")
     N = len(prompts) * n
     S = min(N, slots or 256)
     sync_every = sync_every or (8 if device.type == "cuda" else 1)
@@ -153,6 +159,38 @@ def generate(model, prompts, *, n=1, max_new_tokens, eos_token_id, temperature=1
         host_sample[s], host_len[s] = j, L
         return True
 
+    def step(nb):
+        """One decode step on the state tensors, in place only (a CUDA graph replays it on their memory)."""
+        was_active = active.clone()
+        logits = model(cur_tok[:, None], cache=cache.prefix(nb * bs))
+        cache.seqlens.sub_((~was_active).int())  # idle rows stay where they are
+        row = torch.where(active, slot_sample, N)
+        at = out_len[row]
+        tok, lp = sample_tokens(logits[:, -1], temperature, top_p, _uniform(seed, row + sample_offset, at))
+        out_tok[row, at.clamp(max=max_new_tokens - 1)] = tok
+        out_lp[row, at.clamp(max=max_new_tokens - 1)] = lp
+        out_len[row] += active.long()
+        hit_eos = active & (tok == eos_token_id)
+        out_eos[row] |= hit_eos
+        active.logical_and_(~hit_eos & (out_len[row] < max_new_tokens))
+        cur_tok.copy_(tok)
+
+    def capture(fn):
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            fn()
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph, pool=pool):  # records the kernels without running them
+            fn()
+        return graph
+
+    if compile:
+        step = torch.compile(step, fullgraph=True)
+    graphs, decode_steps, n_graphs = {}, 0, 0  # graphs: (rows, table width) -> one captured decode step
+    pool = torch.cuda.graph_pool_handle() if cuda_graph else None
+    width = -(-per_sample // 8)
     while True:
         # Sync point: harvest finished rows, make room for the next steps, hand free slots to waiting samples.
         alive = active.tolist()
@@ -184,25 +222,26 @@ def generate(model, prompts, *, n=1, max_new_tokens, eos_token_id, temperature=1
             slot_sample, cur_tok, active = slot_sample[keep], cur_tok[keep], active[keep]
             host_sample, host_len, owned = [host_sample[s] for s in live], [host_len[s] for s in live], \
                 [owned[s] for s in live]
-            S = len(live)
+            S = len(live)  # new state tensors: the graphs of the old ones are stale
+            graphs.clear()
         for _ in range(sync_every):
-            kv_len = min(per_sample * bs, max(host_len) + 1)
-            was_active = active.clone()
-            logits = model(cur_tok[:, None], cache=cache.prefix(kv_len))[:, -1]  # (S, vocab)
-            cache.seqlens -= (~was_active).int()  # idle rows stay where they are
-            row = torch.where(active, slot_sample, N)
-            step = out_len[row]
-            tok, lp = sample_tokens(logits, temperature, top_p, _uniform(seed, row + sample_offset, step))
-            out_tok[row, step.clamp(max=max_new_tokens - 1)] = tok
-            out_lp[row, step.clamp(max=max_new_tokens - 1)] = lp
-            out_len[row] += active.long()
-            hit_eos = active & (tok == eos_token_id)
-            out_eos[row] |= hit_eos
-            active &= ~hit_eos & (out_len[row] < max_new_tokens)
-            cur_tok = tok
+            nb = -(-min(per_sample * bs, max(host_len) + 1) // bs)  # blocks the longest row needs
+            if cuda_graph:  # a few table widths, so that a few graphs serve every step
+                nb = min(per_sample, -(-nb // width) * width)
+                graph = graphs.get((S, nb))
+                if graph is None:  # run this step eagerly (a capture needs a warm-up), then capture it
+                    graphs[(S, nb)] = capture(lambda: step(nb))
+                    n_graphs += 1
+                else:
+                    graph.replay()
+            else:
+                step(nb)
             host_len = [min(h + 1, per_sample * bs - 1) for h in host_len]
+            decode_steps += 1
     if progress:
         print(file=sys.stderr)
+    if stats is not None:
+        stats.update(decode_steps=decode_steps, graphs=n_graphs)
     lens, eos = out_len.tolist(), out_eos.tolist()
     toks, lps = out_tok.tolist(), out_lp.tolist()
     return [Completion(toks[j][:lens[j]], lps[j][:lens[j]], eos[j]) for j in range(N)]

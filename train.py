@@ -58,6 +58,7 @@ class TrainConfig:
     temperature: float = 1.0  # sampling temperature of the rollouts
     top_p: float = 1.0
     rollout_slots: int = 0  # rows decoded at once per rank; 0 = all samples (at most 256)
+    cuda_graph: bool = False  # replay the rollout's decode step as CUDA graphs (sample.generate); CUDA only
     reward_workers: int = 4  # grader processes per rank; 0 = grade in this process
     eval_benchmark: str = ""  # evaluate before and after training: "" = no, or a data spec like "toy"
     eval_problems: int = 200  # held-out problems for that evaluation
@@ -271,6 +272,8 @@ def main(argv):
     cfg = get_config(argv)
     rank, world, device = init_distributed(cfg)
     master = rank == 0
+    if cfg.cuda_graph and device.type != "cuda":
+        raise SystemExit(f"error: --cuda_graph true needs a CUDA device, and this run is on {device}")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     log = print if master else (lambda *a, **k: None)
@@ -369,8 +372,7 @@ def main(argv):
         comps = generate(sampler, [prompts[i] for i in batch], n=G, max_new_tokens=cfg.max_new_tokens,
                          eos_token_id=tokenizer.eos_token_id, temperature=cfg.temperature, top_p=cfg.top_p,
                          seed=cfg.seed * 1_000_003 + it, sample_offset=rank * n_local, slots=cfg.rollout_slots or None,
-                         kv_tokens=kv_tokens,
-                         progress=master)
+                         kv_tokens=kv_tokens, cuda_graph=cfg.cuda_graph, progress=master)
         t_rollout = time.time() - t0
 
         # ---- reward: correctness (EOS and the boxed answer) and the length penalty, per group

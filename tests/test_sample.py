@@ -182,6 +182,52 @@ def test_samples_independent_of_slots_sync_every_rank_split_and_cache_evictions(
             torch.testing.assert_close(torch.tensor(a.logprobs), torch.tensor(b.logprobs), rtol=1e-5, atol=1e-5)
 
 
+def test_stats_count_the_decode_steps_and_cuda_graph_needs_cuda(model):
+    prompts = prompts_of([4, 1, 9], seed=3)
+    calls = []  # decode forwards: one new token per row
+    hook = model.register_forward_pre_hook(lambda m, a: calls.append(1) if a[0].shape[1] == 1 else None)
+    stats = {}
+    out = generate(model, prompts, n=2, max_new_tokens=7, eos_token_id=-1, slots=4, stats=stats)
+    hook.remove()
+    assert stats == {"decode_steps": len(calls), "graphs": 0} and len(calls) >= 14  # 6 samples of 7 in 4 slots
+    assert all(len(c.tokens) == 7 for c in out)
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="cuda_graph=True needs the model on a CUDA device"):
+            generate(model, prompts, max_new_tokens=4, eos_token_id=-1, cuda_graph=True)
+
+
+def test_compiled_decode_step_is_one_graph_and_samples_as_the_eager_one(model):
+    """fullgraph=True fails on any graph break: the step reads nothing back to Python (no host sync), which
+    is also what a CUDA graph capture needs. Refills, the tail compaction and evictions change its shapes."""
+    torch._dynamo.reset()
+    prompts = prompts_of([4, 1, 9, 6], seed=5)
+    kw = dict(n=3, max_new_tokens=12, temperature=1.0, seed=11, eos_token_id=7, slots=6, kv_tokens=40, block_size=4)
+    eager = generate(model, prompts, **kw)
+    compiled = generate(model, prompts, compile=True, **kw)
+    assert [c.tokens for c in compiled] == [c.tokens for c in eager]
+    for a, b in zip(compiled, eager):
+        torch.testing.assert_close(torch.tensor(a.logprobs), torch.tensor(b.logprobs), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_cuda_graph_decode_equals_eager_decode(model_dir, dtype):
+    """Replaying captured decode steps runs the same kernels on the same memory as the eager steps: the same
+    tokens and log-probs, through slot refills, the tail compaction (new graphs) and cache evictions."""
+    gpu = Qwen2.from_pretrained(model_dir, device="cuda", dtype=dtype).eval()
+    prompts = prompts_of([4, 1, 9, 6, 30], seed=5)
+    kw = dict(n=3, max_new_tokens=300, temperature=1.0, seed=11)  # two 256-position blocks: two table widths
+    free = generate(gpu, prompts, eos_token_id=-1, **kw)
+    kw["eos_token_id"] = Counter(t for c in free for t in c.tokens[:20]).most_common(1)[0][0]  # many stop early
+    for extra in [dict(slots=4), dict(slots=16, sync_every=1), dict(slots=6, kv_tokens=4 * 256)]:
+        eager, stats = generate(gpu, prompts, **kw, **extra), {}
+        graphed = generate(gpu, prompts, cuda_graph=True, stats=stats, **kw, **extra)
+        assert 1 <= stats["graphs"] < stats["decode_steps"] // 4  # most steps were replays
+        assert [c.tokens for c in graphed] == [c.tokens for c in eager], extra
+        assert [c.logprobs for c in graphed] == [c.logprobs for c in eager], extra
+    assert 0 < sum(c.finished for c in eager) < len(eager)
+
+
 # -----------------------------------------------------------------------------
 # the sampling distribution
 

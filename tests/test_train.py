@@ -238,7 +238,7 @@ def test_fsdp_two_ranks_match_one_process_and_resume_exactly(tmp_path, one_proce
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
-def test_missing_dataset_fields_and_indivisible_ranks_are_clear_errors(tmp_path):
+def test_missing_dataset_fields_missing_model_and_cuda_graph_on_cpu_are_clear_errors(tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({"question_text": "1+1?", "label": "2"}) + "\n")
     p = subprocess.run([sys.executable, "train.py", "--preset", "toy", "--dataset", str(bad), "--out_dir",
@@ -248,3 +248,6 @@ def test_missing_dataset_fields_and_indivisible_ranks_are_clear_errors(tmp_path)
     p = subprocess.run([sys.executable, "train.py", "--preset", "toy", "--model", str(tmp_path / "nope"),
                         "--out_dir", str(tmp_path / "o")], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert p.returncode != 0 and "Traceback" not in p.stderr and "does not exist" in p.stderr
+    p = subprocess.run([sys.executable, "train.py", "--preset", "toy", "--device", "cpu", "--cuda_graph", "true",
+                        "--out_dir", str(tmp_path / "o")], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert p.returncode != 0 and "Traceback" not in p.stderr and "--cuda_graph true needs a CUDA device" in p.stderr
