@@ -5,7 +5,8 @@ A fixed number of decode slots share one preallocated KV cache. Each prompt is p
 sample starts by copying its prompt's keys and values into a free slot, and when a row ends (EOS or
 the length limit) the next waiting sample takes its slot, so no slot decodes padding while work is
 waiting. Randomness is counter-based, keyed by (seed, sample id, step): a sample draws the same
-numbers whatever slot, batch or rank it runs in.
+numbers whatever slot, batch or rank it runs in. The decode step works in place and never syncs with the
+host, so on a GPU it replays as a CUDA graph (cuda_graph=True).
 
     python sample.py --model deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B --prompt "What is 7 * 6?"
     python sample.py --model toy-model --prompt "What is 3 + 4 + 5?" --n 4 --temperature 0.6   # CPU, seconds
