@@ -289,7 +289,7 @@ def bench_sample(cfg, device, dtype):
                      cpu_seconds=cpu, all_seconds=[x[0] for x in m])
             row[name] = r
             runs.append(r)
-            print(f"batch {B:>4} | {name:<12} | {tokens:>8,} tokens | {sec:8.2f} s | {r['tokens_per_s']:>9,.0f} tok/s"
+            print(f"batch {B:>4} | {name:<14} | {tokens:>8,} tokens | {sec:8.2f} s | {r['tokens_per_s']:>9,.0f} tok/s"
                   f" | {steps:>6,} steps | {r['ms_per_step']:7.2f} ms/step | BW {r['bw_util']:6.1%} | peak {peak:>8,.0f} MiB"
                   + (f" | CPU {cpu:.2f} s" if device.type == "cpu" else ""))
         ratio = dict(batch=B, continuous_vs_lockstep=row["continuous"]["tokens_per_s"] / row["lock-step"]["tokens_per_s"])

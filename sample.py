@@ -29,8 +29,9 @@ class Completion:
 
 
 def _uniform(seed, sample_ids, steps):
-    """One uniform in (0, 1) per row from a counter-based integer hash of (seed, sample id, step).
-    All constants are below 2**31 so every product of a 32-bit value stays inside int64."""
+    """One uniform in (0, 1) per row from a counter-based integer hash of (seed, sample id, step); seed is
+    an int or a 0-d int64 tensor below 2**32. All constants are below 2**31 so every product of a 32-bit
+    value stays inside int64."""
     M = 0xFFFFFFFF
     x = (sample_ids * 0x2545F491 + steps * 0x6C8E9CF5 + (seed * 0x1B873593 & M)) & M
     for c in (0x7FEB352D, 0x68E31DA5, 0x1B56C4E9):
@@ -165,9 +166,9 @@ def generate(model, prompts, *, n=1, max_new_tokens, eos_token_id, temperature=1
         was_active = active.clone()
         logits = model(cur_tok[:, None], cache=cache.prefix(nb * bs))
         cache.seqlens.sub_((~was_active).int())  # idle rows stay where they are
-        row = torch.where(active, slot_sample, N)
+        row = torch.where(active, slot_sample, idle_row)
         at = out_len[row]
-        tok, lp = sample_tokens(logits[:, -1], temperature, top_p, _uniform(seed, row + sample_offset, at))
+        tok, lp = sample_tokens(logits[:, -1], temperature, top_p, _uniform(seed_t, row + offset_t, at))
         out_tok[row, at.clamp(max=max_new_tokens - 1)] = tok
         out_lp[row, at.clamp(max=max_new_tokens - 1)] = lp
         out_len[row] += active.long()
@@ -177,20 +178,26 @@ def generate(model, prompts, *, n=1, max_new_tokens, eos_token_id, temperature=1
         cur_tok.copy_(tok)
 
     def capture(fn):
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):
-            fn()
-        torch.cuda.current_stream().wait_stream(side)
+        """Run fn once for real on the capture stream (the warm-up a capture needs: cuBLAS sets up its
+        workspace there, outside the graph's memory), then record it into a graph without running it."""
+        side = _capture_stream(device)
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph, pool=pool):  # records the kernels without running them
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.device(device), torch.cuda.stream(side):
             fn()
+            torch.cuda.synchronize()
+            graph.capture_begin(pool=graph_pool)
+            fn()
+            graph.capture_end()
+        torch.cuda.current_stream().wait_stream(side)
         return graph
 
+    # Tensors, not Python numbers, for what differs between calls: a compiled step then serves every call.
+    seed_t, offset_t, idle_row = (torch.tensor(x, device=device) for x in (seed & 0xFFFFFFFF, sample_offset, N))
     if compile:
         step = torch.compile(step, fullgraph=True)
     graphs, decode_steps, n_graphs = {}, 0, 0  # graphs: (rows, table width) -> one captured decode step
-    pool = torch.cuda.graph_pool_handle() if cuda_graph else None
+    graph_pool = torch.cuda.graph_pool_handle() if cuda_graph else None
     width = -(-per_sample // 8)
     while True:
         # Sync point: harvest finished rows, make room for the next steps, hand free slots to waiting samples.
@@ -225,6 +232,7 @@ def generate(model, prompts, *, n=1, max_new_tokens, eos_token_id, temperature=1
                 [owned[s] for s in live]
             S = len(live)  # new state tensors: the graphs of the old ones are stale
             graphs.clear()
+            graph_pool = torch.cuda.graph_pool_handle() if cuda_graph else None
         for _ in range(sync_every):
             nb = -(-min(per_sample * bs, max(host_len) + 1) // bs)  # blocks the longest row needs
             if cuda_graph:  # a few table widths, so that a few graphs serve every step
@@ -246,6 +254,16 @@ def generate(model, prompts, *, n=1, max_new_tokens, eos_token_id, temperature=1
     lens, eos = out_len.tolist(), out_eos.tolist()
     toks, lps = out_tok.tolist(), out_lp.tolist()
     return [Completion(toks[j][:lens[j]], lps[j][:lens[j]], eos[j]) for j in range(N)]
+
+
+_capture_streams = {}
+
+
+def _capture_stream(device):
+    """One side stream per device for all captures: each stream keeps its own cuBLAS workspace."""
+    if device not in _capture_streams:
+        _capture_streams[device] = torch.cuda.Stream(device)
+    return _capture_streams[device]
 
 
 def _progress(done, total, tokens, seconds):
