@@ -45,7 +45,8 @@ class EvalConfig:
     limit: int = 0  # first problems of each benchmark only; 0 = all
     out: str = "results.json"  # metrics; per-sample records go to NAME.samples.jsonl beside it
     chunk: int = 512  # samples per generate call; records are appended to the JSONL after each
-    slots: int = 0  # rows decoded at once; 0 = what fits in 70% of free GPU memory (at most 256)
+    slots: int = 0  # rows decoded at once; 0 = all samples of a chunk, at most 256
+    kv_memory: float = 0.7  # GPU: fraction of the free memory for the KV cache, a token budget the slots share
     cuda_graph: bool = False  # replay the decode step as CUDA graphs (sample.generate); CUDA only
     grader_processes: int = 0  # worker processes for grading; 0 = in this process
     device: str = ""  # "" = cuda if available, else cpu
@@ -204,17 +205,21 @@ def evaluate(cfg, model, tok, name, rows, k, rank, world, done, master):
     max_new = min(cfg.max_new_tokens, model.config.max_position_embeddings - longest)
     if max_new < cfg.max_new_tokens and master:
         print(f"{name}: max_new_tokens capped at {max_new} by the model's context length", file=sys.stderr)
-    slots = cfg.slots or None
-    if not slots and model.lm_head.weight.is_cuda:  # the KV cache holds slots x (prompt + max_new) positions
+    kv_tokens = None  # on a GPU, a token budget that the slots share: most responses end long before max_new
+    if model.lm_head.weight.is_cuda:
         c = model.config
-        per_slot = 2 * c.num_hidden_layers * c.num_key_value_heads * c.head_dim * (longest + max_new) \
-            * model.lm_head.weight.element_size()
-        slots = max(1, min(256, int(0.7 * torch.cuda.mem_get_info()[0] / per_slot)))
+        kv_token = 2 * c.num_hidden_layers * c.num_key_value_heads * c.head_dim * model.lm_head.weight.element_size()
+        torch.cuda.empty_cache()  # the last benchmark's cache blocks count as free
+        kv_tokens = int(cfg.kv_memory * torch.cuda.mem_get_info()[0] / kv_token)
+        if kv_tokens < longest + max_new:
+            raise SystemExit(f"error: {cfg.kv_memory:.0%} of the free GPU memory holds {kv_tokens:,} tokens of KV "
+                             f"cache, less than one {longest + max_new:,}-token sequence: lower --max_new_tokens")
     t0, tokens, accs = time.time(), 0, []
     for run in runs(todo, max(1, cfg.chunk // k)):
         outs = generate(model, [prompts[i] for i in run], n=k, max_new_tokens=max_new,
                         eos_token_id=tok.eos_token_id, temperature=cfg.temperature, top_p=cfg.top_p,
-                        seed=cfg.seed, sample_offset=run[0] * k, slots=slots, cuda_graph=cfg.cuda_graph,
+                        seed=cfg.seed, sample_offset=run[0] * k, slots=cfg.slots or None, kv_tokens=kv_tokens,
+                        cuda_graph=cfg.cuda_graph,
                         progress=master and cfg.progress)
         texts = [tok.decode(c.tokens, skip_special_tokens=True) for c in outs]
         golds = [rows[i]["answer"] for i in run for _ in range(k)]
@@ -344,6 +349,8 @@ def main(argv):
     # --n is --k; torchrun's own parser rejects --n anywhere on its command line (a prefix of its --nnodes).
     argv = ["--k" + a[3:] if a == "--n" or a.startswith("--n=") else a for a in argv]
     cfg = parse_args(EvalConfig, argv)
+    if not 0 < cfg.kv_memory < 1:
+        raise SystemExit(f"error: --kv_memory is a fraction of the free GPU memory, in (0, 1); got {cfg.kv_memory}")
     if cfg.plot:
         return plot(cfg.plot.split(","), "pareto.png" if cfg.out == EvalConfig.out else cfg.out)
     if cfg.curves:

@@ -72,8 +72,9 @@ def generate(model, prompts, *, n=1, max_new_tokens, eos_token_id, temperature=1
     temperature 0 is greedy (its logprobs are then those of softmax(logits)). Sample j (global id
     sample_offset + j) draws its randomness from (seed, sample id, step) only.
     slots: rows decoded together (default all samples, at most 256). kv_tokens: the KV cache's size in
-    tokens, shared by all rows in pages of block_size positions (default: room for every slot to reach
-    the length limit); when it runs out, the youngest sample is evicted and later regenerated, identically.
+    tokens, shared by all rows in pages of block_size positions (default, and at most: room for every slot
+    to reach the length limit); when it runs out, the youngest sample is evicted and later regenerated,
+    identically.
     sync_every: decode steps between the host's checks for finished rows (1 on CPU, 8 on CUDA).
     continuous=False is the lock-step baseline: a batch of slots runs until all its rows end.
     compile: the decode step through torch.compile as one graph (fullgraph: it never reads a tensor back to
@@ -98,7 +99,7 @@ def generate(model, prompts, *, n=1, max_new_tokens, eos_token_id, temperature=1
     sync_every = sync_every or (8 if device.type == "cuda" else 1)
     bs = block_size or (256 if device.type == "cuda" else 16)  # flash-attn pages are multiples of 256
     per_sample = -(-(longest + max_new_tokens) // bs)  # blocks one sample may need
-    n_blocks = -(-(kv_tokens or S * per_sample * bs) // bs)
+    n_blocks = min(-(-(kv_tokens or S * per_sample * bs) // bs), S * per_sample)  # a budget past that is unusable
     if n_blocks < per_sample:
         raise ValueError(f"kv_tokens {kv_tokens} cannot hold one sample of {longest + max_new_tokens} positions: "
                          "raise kv_tokens or lower max_new_tokens")

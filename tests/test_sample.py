@@ -340,6 +340,13 @@ def test_sample_py_unknown_option_exits_naming_valid_options(tiny_model_dir):
     assert "Traceback" not in r.stderr
 
 
+def test_kv_budget_larger_than_every_slot_can_use_allocates_only_what_they_can(model):
+    prompts = prompts_of([4, 1, 9], seed=3)
+    kw = dict(n=2, max_new_tokens=9, eos_token_id=-1, temperature=1.0, seed=4)
+    huge = generate(model, prompts, kv_tokens=10**13, **kw)  # 10^13 positions would be petabytes
+    assert [c.tokens for c in huge] == [c.tokens for c in generate(model, prompts, **kw)]
+
+
 def test_kv_budget_smaller_than_one_sample_is_refused(model):
     with pytest.raises(ValueError, match="cannot hold one sample"):
         generate(model, [[5, 6, 7]], max_new_tokens=30, eos_token_id=-1, kv_tokens=16, block_size=4)
