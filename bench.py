@@ -65,6 +65,7 @@ class BenchConfig:
     hf: bool = True  # also run transformers generate
     cuda_graph: bool = True  # on a GPU, also our continuous sampler replaying CUDA graphs of the decode step
     compile: bool = False  # also our continuous sampler with torch.compile'd decode steps (and graphs on a GPU)
+    profile: bool = False  # sample: after the timings, the operators that take the most time in one eager run
     hf_cache: str = "static"  # static | dynamic | static,dynamic: transformers' KV cache; ratios use the fastest
     tokens: int = 0  # train: packed tokens per update step; 0 = the shape's default
     adam: bool = True  # train: include the AdamW step (8 bytes/param of state: turn off for 7B on one GPU)
@@ -303,7 +304,18 @@ def bench_sample(cfg, device, dtype):
         print(f"batch {B:>4} | continuous / lock-step {ratio['continuous_vs_lockstep']:.2f}x"
               + "".join(f" | {k[:-9].replace('_', ' + ')} / eager {v:.2f}x" for k, v in ratio.items() if k.endswith("_vs_eager"))
               + (f" | ours / HF {ratio['ours_vs_hf']:.2f}x" if "ours_vs_hf" in ratio else ""))
+    if cfg.profile:  # where an eager decode step's time goes, at the last batch size
+        profile_top_ops(lambda: run_ours(ours, prompts, B, cfg, True), device)
     return dict(bandwidth_gb_s=bw / 1e9, weight_mib=weight_bytes / 2**20, runs=runs, ratios=ratios)
+
+
+def profile_top_ops(fn, device, rows=15):
+    from torch.profiler import ProfilerActivity, profile
+    cuda = device.type == "cuda"
+    with profile(activities=[ProfilerActivity.CPU] + [ProfilerActivity.CUDA] * cuda) as prof:
+        fn()
+        sync(device)
+    print(prof.key_averages().table(sort_by="self_cuda_time_total" if cuda else "self_cpu_time_total", row_limit=rows))
 
 
 def bench_train(cfg, device, dtype):

@@ -27,7 +27,7 @@ def run_script(*args):
 
 def test_sample_command_reports_every_method_with_positive_numbers_in_its_json_line():
     out = run_script("sample", "--shape", "tiny", "--prompts", "6", "--prompt_len", "8", "--max_new_tokens", "12",
-                     "--batch", "2,6", "--repeats", "1", "--device", "cpu")
+                     "--batch", "2,6", "--repeats", "1", "--device", "cpu", "--profile", "true")
     assert out["bench"] == "sample" and out["bandwidth_gb_s"] > 0
     assert {(r["batch"], r["method"]) for r in out["runs"]} == {
         (b, m) for b in (2, 6) for m in ("continuous", "lock-step", "HF static")}
