@@ -120,11 +120,16 @@ def attention(q, k, v, cu_seqlens=None, max_seqlen=None, k_cache=None, v_cache=N
         else:
             k_cache[rows, pos] = k  # index_put, no torch.cat: the cache is preallocated
             v_cache[rows, pos] = v
-        # An explicit mask: SDPA's is_causal is top-left aligned when queries are fewer than keys.
+        # An explicit mask: SDPA's is_causal is top-left aligned when queries are fewer than keys. With a mask
+        # no fused CUDA kernel takes GQA (enable_gqa would fall back to the math kernel, which copies K and V
+        # per query head in fp32), so each KV head's G query heads become G x T queries of one head instead.
+        H, Hkv = q.shape[2], k_cache.shape[2]
+        G = H // Hkv
         mask = torch.arange(k_cache.shape[1], device=q.device) <= pos[:, :, None]  # (B, T, L)
-        y = F.scaled_dot_product_attention(q.transpose(1, 2), k_cache.transpose(1, 2),
-                                           v_cache.transpose(1, 2), attn_mask=mask[:, None], enable_gqa=True)
-        return y.transpose(1, 2)
+        q = q.view(B, T, Hkv, G, -1).permute(0, 2, 3, 1, 4).reshape(B, Hkv, G * T, -1)  # rows g * T + t
+        y = F.scaled_dot_product_attention(q, k_cache.transpose(1, 2), v_cache.transpose(1, 2),
+                                           attn_mask=mask.repeat(1, G, 1)[:, None])  # (B, Hkv, G * T, D)
+        return y.view(B, Hkv, G, T, -1).permute(0, 3, 1, 2, 4).reshape(B, T, H, -1)
     if cu_seqlens is not None:
         if _use_flash(q):
             return flash_attn_varlen_func(q[0], k[0], v[0], cu_seqlens, cu_seqlens, max_seqlen, max_seqlen,
