@@ -25,7 +25,7 @@ import statistics
 import sys
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import torch
@@ -276,6 +276,7 @@ def bench_sample(cfg, device, dtype):
         for _ in range(cfg.repeats):
             for name, fn in methods.items():
                 meas[name].append(timed(lambda: fn(prompts), device))  # (seconds, peak MiB, result, CPU s)
+                print(f"  batch {B} | {name}: {meas[name][-1][0]:.2f} s", flush=True)  # a timeout still leaves these
         row = {}
         for name, m in meas.items():
             sec, cpu = statistics.median(x[0] for x in m), statistics.median(x[3] for x in m)
@@ -304,8 +305,8 @@ def bench_sample(cfg, device, dtype):
         print(f"batch {B:>4} | continuous / lock-step {ratio['continuous_vs_lockstep']:.2f}x"
               + "".join(f" | {k[:-9].replace('_', ' + ')} / eager {v:.2f}x" for k, v in ratio.items() if k.endswith("_vs_eager"))
               + (f" | ours / HF {ratio['ours_vs_hf']:.2f}x" if "ours_vs_hf" in ratio else ""))
-    if cfg.profile:  # where an eager decode step's time goes, at the last batch size
-        profile_top_ops(lambda: run_ours(ours, prompts, B, cfg, True), device)
+    if cfg.profile:  # where an eager decode step's time goes: 32 steps at the last batch size
+        profile_top_ops(lambda: run_ours(ours, prompts[:B], B, replace(cfg, max_new_tokens=32), True), device)
     return dict(bandwidth_gb_s=bw / 1e9, weight_mib=weight_bytes / 2**20, runs=runs, ratios=ratios)
 
 

@@ -281,7 +281,8 @@ def main(argv):
         raise SystemExit(f"error: --prompts_per_iter {cfg.prompts_per_iter} and --train_batch_size "
                          f"{cfg.train_batch_size} must be divisible by the {world} ranks")
     dtype = getattr(torch, cfg.dtype) if cfg.dtype else (torch.bfloat16 if device.type == "cuda" else torch.float32)
-    autocast = torch.autocast("cuda", dtype=dtype) if device.type == "cuda" and not cfg.fsdp else nullcontext()
+    sharded = cfg.fsdp and dist.is_initialized()  # FSDP casts to dtype itself (MixedPrecisionPolicy)
+    autocast = torch.autocast("cuda", dtype=dtype) if device.type == "cuda" and not sharded else nullcontext()
     random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     log(f"training with {world} rank(s) on {device}, compute dtype {str(dtype)[6:]}, master weights fp32")
@@ -313,7 +314,6 @@ def main(argv):
     # Models: fp32 master weights to train; a copy in the compute dtype to sample from (the same module
     # on CPU); the frozen initial model for the KL term.
     policy.gradient_checkpointing = cfg.grad_ckpt
-    sharded = cfg.fsdp and dist.is_initialized()
     sampler = policy  # FSDP needs an unsharded copy: ranks run different numbers of decode steps
     if dtype != torch.float32 or sharded:
         sampler = Qwen2.from_pretrained(policy.source, device=device, dtype=dtype).eval().requires_grad_(False)

@@ -72,7 +72,7 @@ def test_eval_writes_json_jsonl_table_and_resumes_without_redoing_or_duplicating
     bench = write_jsonl(tmp_path / "sums.jsonl", [{"problem": p, "answer": a} for p, a in PROBLEMS[:4]])
     out = str(tmp_path / "res" / "tiny.json")
     args = ["--model", tiny_model_dir, "--benchmark", bench, "--n", "2", "--max_new_tokens", "12", "--out", out,
-            "--chunk", "4"]
+            "--chunk", "4", "--device", "cpu"]
     p = run_eval(args)
     assert "| sums | 4 | 2 |" in p.stdout  # the markdown table
     result = json.load(open(out))

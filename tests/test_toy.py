@@ -143,7 +143,7 @@ def test_build_is_deterministic_and_writes_a_loadable_folder(tmp_path):
     kw = dict(steps=3, batch_size=4, hidden_size=32, intermediate_size=64, num_hidden_layers=1, n_eval=0, threads=1)
     toy.build_base_model(str(tmp_path / "a"), **kw)
     toy.build_base_model(str(tmp_path / "b"), **kw)
-    a, b = Qwen2.from_pretrained(str(tmp_path / "a"), device="cpu"), Qwen2.from_pretrained(str(tmp_path / "b"))
+    a, b = Qwen2.from_pretrained(str(tmp_path / "a"), device="cpu"), Qwen2.from_pretrained(str(tmp_path / "b"), device="cpu")
     for (name, p), q in zip(a.state_dict().items(), b.state_dict().values()):
         assert torch.equal(p, q), name
     for name in ("tokenizer.json", "tokenizer_config.json", "toy_config.json"):
@@ -187,7 +187,7 @@ def test_sample_py_poses_the_prompt_as_a_math_problem_so_the_toy_model_solves_it
     import sys
     env = dict(os.environ, OMP_NUM_THREADS="1")
     p = subprocess.run([sys.executable, "sample.py", "--model", TOY_MODEL, "--prompt", "What is 3 + 4 + 8?", "--n", "2",
-                        "--temperature", "0", "--max_new_tokens", "200"], cwd=ROOT, env=env, capture_output=True,
+                        "--temperature", "0", "--max_new_tokens", "200", "--device", "cpu"], cwd=ROOT, env=env, capture_output=True,
                        text=True, timeout=300)
     assert p.returncode == 0, p.stderr[-2000:]
     assert p.stdout.count("\\boxed{15}") == 2 and "3 + 4 = 7.\n" in p.stdout, p.stdout
