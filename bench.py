@@ -32,7 +32,7 @@ import torch
 import torch.nn as nn
 
 from configurator import parse_args, print_config
-from model import Qwen2, Qwen2Config
+from model import KVCache, Qwen2, Qwen2Config
 from sample import generate
 from train import agg_weights, ppo_loss, sequence_logprobs
 
@@ -246,7 +246,7 @@ def bench_sample(cfg, device, dtype):
                for p, t in zip(plens, targets)]
     warm = [p[:-1] + [min(p[-1], 4)] for p in prompts]  # the same shapes, 4 tokens each
     weight_bytes = sum(p.numel() * p.element_size() for n, p in model.named_parameters() if "embed" not in n)
-    kv_token = 2 * mc.num_hidden_layers * mc.num_key_value_heads * mc.head_dim * dtype.itemsize
+    kv_token = KVCache.bytes_per_token(mc, dtype)
     # keys and values each generated token attends to: the prompt but its last token, and the response so far
     kv_bytes = kv_token * sum(t * (p - 1) + t * (t + 1) // 2 for p, t in zip(plens.tolist(), targets.tolist()))
     bw = bandwidth(device)
@@ -257,11 +257,10 @@ def bench_sample(cfg, device, dtype):
 
     ours = ForcedLengths(model, cfg.max_new_tokens)
     hf = hf_twin(model, "sdpa") if cfg.hf else None
-    runs, ratios = [], []
+    runs, ratios, cuda = [], [], device.type == "cuda"
     for B in [int(b) for b in cfg.batch.split(",")]:
         methods = {"continuous": lambda ps: run_ours(ours, ps, B, cfg, True),
                    "lock-step": lambda ps: run_ours(ours, ps, B, cfg, False)}
-        cuda = device.type == "cuda"
         if cfg.cuda_graph and cuda:
             methods["cont. graphs"] = lambda ps: run_ours(ours, ps, B, cfg, True, cuda_graph=True)
         if cfg.compile:
@@ -295,15 +294,15 @@ def bench_sample(cfg, device, dtype):
                   f" | {steps:>6,} steps | {r['ms_per_step']:7.2f} ms/step | BW {r['bw_util']:6.1%} | peak {peak:>8,.0f} MiB"
                   + (f" | CPU {cpu:.2f} s" if device.type == "cpu" else ""))
         ratio = dict(batch=B, continuous_vs_lockstep=row["continuous"]["tokens_per_s"] / row["lock-step"]["tokens_per_s"])
-        for name in row:  # the faster decode steps against the eager one
-            if name.startswith("cont. "):
-                ratio[name[6:].replace(" + ", "_") + "_vs_eager"] = row[name]["tokens_per_s"] / row["continuous"]["tokens_per_s"]
+        vs_eager = {name[6:]: r["tokens_per_s"] / row["continuous"]["tokens_per_s"]  # faster decode steps
+                    for name, r in row.items() if name.startswith("cont. ")}
+        ratio.update({k.replace(" + ", "_") + "_vs_eager": v for k, v in vs_eager.items()})
         if hf is not None:  # our fastest continuous mode against the fastest transformers configuration
             ratio["ours_vs_hf"] = max(r["tokens_per_s"] for name, r in row.items() if name.startswith("cont")) / max(
                 r["tokens_per_s"] for name, r in row.items() if name.startswith("HF"))
         ratios.append(ratio)
         print(f"batch {B:>4} | continuous / lock-step {ratio['continuous_vs_lockstep']:.2f}x"
-              + "".join(f" | {k[:-9].replace('_', ' + ')} / eager {v:.2f}x" for k, v in ratio.items() if k.endswith("_vs_eager"))
+              + "".join(f" | {k} / eager {v:.2f}x" for k, v in vs_eager.items())
               + (f" | ours / HF {ratio['ours_vs_hf']:.2f}x" if "ours_vs_hf" in ratio else ""))
     if cfg.profile:  # where an eager decode step's time goes: 32 steps at the last batch size
         profile_top_ops(lambda: run_ours(ours, prompts[:B], B, replace(cfg, max_new_tokens=32), True), device)

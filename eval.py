@@ -27,6 +27,7 @@ import torch.distributed as dist
 
 import toy
 from data import BENCHMARKS, chat_prompt, encode, load_rows
+from model import KVCache
 from reward import extract_boxed, grade_many, is_equiv
 from sample import generate
 
@@ -207,8 +208,7 @@ def evaluate(cfg, model, tok, name, rows, k, rank, world, done, master):
         print(f"{name}: max_new_tokens capped at {max_new} by the model's context length", file=sys.stderr)
     kv_tokens = None  # on a GPU, a token budget that the slots share: most responses end long before max_new
     if model.lm_head.weight.is_cuda:
-        c = model.config
-        kv_token = 2 * c.num_hidden_layers * c.num_key_value_heads * c.head_dim * model.lm_head.weight.element_size()
+        kv_token = KVCache.bytes_per_token(model.config, model.lm_head.weight.dtype)
         torch.cuda.empty_cache()  # the last benchmark's cache blocks count as free
         kv_tokens = int(cfg.kv_memory * torch.cuda.mem_get_info()[0] / kv_token)
         if kv_tokens < longest + max_new:
@@ -219,8 +219,7 @@ def evaluate(cfg, model, tok, name, rows, k, rank, world, done, master):
         outs = generate(model, [prompts[i] for i in run], n=k, max_new_tokens=max_new,
                         eos_token_id=tok.eos_token_id, temperature=cfg.temperature, top_p=cfg.top_p,
                         seed=cfg.seed, sample_offset=run[0] * k, slots=cfg.slots or None, kv_tokens=kv_tokens,
-                        cuda_graph=cfg.cuda_graph,
-                        progress=master and cfg.progress)
+                        cuda_graph=cfg.cuda_graph, progress=master and cfg.progress)
         texts = [tok.decode(c.tokens, skip_special_tokens=True) for c in outs]
         golds = [rows[i]["answer"] for i in run for _ in range(k)]
         graded = grade_many(texts, golds, processes=cfg.grader_processes)

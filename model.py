@@ -230,6 +230,11 @@ class KVCache:
         return cls(torch.zeros(shape, device=device, dtype=dtype), torch.zeros(shape, device=device, dtype=dtype),
                    torch.zeros(batch_size, device=device, dtype=torch.int32))
 
+    @staticmethod
+    def bytes_per_token(cfg, dtype):
+        """Bytes of keys and values that one position takes over all layers."""
+        return 2 * cfg.num_hidden_layers * cfg.num_key_value_heads * cfg.head_dim * dtype.itemsize
+
     def prefix(self, n):
         """A view of the first n positions (SDPA then reads only those); writes go to the same memory."""
         if self.block_table is not None:

@@ -27,7 +27,7 @@ import torch.distributed as dist
 import reward
 from configurator import parse_args, print_config
 from data import encode, load_rows, train_prompt
-from model import Qwen2
+from model import KVCache, Qwen2
 from sample import generate
 
 
@@ -210,7 +210,7 @@ def memory_plan(cfg, mcfg, n_params, world, device, dtype, log):
     shard = world if cfg.fsdp else 1
     state = n_params * (4 + 4 + 8) / shard  # fp32 master weights + grads + Adam moments
     copies = n_params * dtype.itemsize * ((dtype != torch.float32 or cfg.fsdp) + (cfg.kl_coef > 0))  # sampler, ref
-    kv_token = 2 * mcfg.num_hidden_layers * mcfg.num_key_value_heads * mcfg.head_dim * dtype.itemsize
+    kv_token = KVCache.bytes_per_token(mcfg, dtype)
     seq_len = cfg.max_prompt_tokens + cfg.max_new_tokens
     GB, kv_tokens, total = 2**30, None, None
     if device.type == "cuda":  # 10% kept for activations of the decode step and the allocator's slack
