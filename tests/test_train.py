@@ -170,6 +170,15 @@ def test_two_iterations_train_every_parameter_and_write_loadable_checkpoints(tmp
     assert {"problem", "response", "reward", "correct", "tokens"} <= set(s)
 
 
+def assert_exactly_the_same_run(a_dir, b_dir):
+    """A resumed run against an uninterrupted one: every metric and every final weight bit for bit."""
+    for ra, rb in zip(read_metrics(a_dir), read_metrics(b_dir), strict=True):
+        for k in DETERMINISTIC + ("loss", "clipfrac", "kl", "grad_norm"):
+            assert ra[k] == rb[k], (ra["iter"], k, ra[k], rb[k])
+    wa, wb = load_weights(a_dir / "final"), load_weights(b_dir / "final")
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
 def offline_hub_cache(root):
     """The toy model as a hub id in a Hugging Face cache (the layout hf download writes), read offline."""
     snap = root / "models--toy-org--toy-model" / "snapshots" / "0123abcd"
@@ -188,13 +197,8 @@ def test_resume_is_exact_four_iterations_equal_two_plus_resume_plus_two(tmp_path
     run_train(hub + ["--iters", "2"], tmp_path / "split", env=env)
     out = run_train(hub + ["--iters", "4", "--resume", "true"], tmp_path / "split", env=env)
     assert "resumed from" in out and "at iteration 2" in out
-    a, b = read_metrics(tmp_path / "straight"), read_metrics(tmp_path / "split")
-    assert [r["iter"] for r in b] == [1, 2, 3, 4]
-    for ra, rb in zip(a, b):
-        for k in DETERMINISTIC + ("loss", "clipfrac", "kl"):
-            assert ra[k] == rb[k], (ra["iter"], k, ra[k], rb[k])
-    wa, wb = load_weights(tmp_path / "straight" / "final"), load_weights(tmp_path / "split" / "final")
-    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert [r["iter"] for r in read_metrics(tmp_path / "split")] == [1, 2, 3, 4]
+    assert_exactly_the_same_run(tmp_path / "straight", tmp_path / "split")
 
 
 @pytest.fixture(scope="module")
@@ -231,11 +235,7 @@ def test_fsdp_two_ranks_match_one_process_and_resume_exactly(tmp_path, one_proce
     run_train(["--iters", "1", "--fsdp", "true"], tmp_path / "split", nproc=2)
     out = run_train(["--iters", "2", "--fsdp", "true", "--resume", "true"], tmp_path / "split", nproc=2)
     assert "at iteration 1" in out
-    for ra, rb in zip(read_metrics(tmp_path / "fsdp"), read_metrics(tmp_path / "split"), strict=True):
-        for k in DETERMINISTIC + ("loss", "clipfrac", "kl", "grad_norm"):
-            assert ra[k] == rb[k], (ra["iter"], k, ra[k], rb[k])
-    wa, wb = load_weights(tmp_path / "fsdp" / "final"), load_weights(tmp_path / "split" / "final")
-    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert_exactly_the_same_run(tmp_path / "fsdp", tmp_path / "split")
 
 
 def test_missing_dataset_fields_missing_model_and_cuda_graph_on_cpu_are_clear_errors(tmp_path):
