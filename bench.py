@@ -13,6 +13,8 @@ Random weights never emit EOS, so the lengths are forced: the last prompt token 
 starts a countdown. A +1e4 logit bias makes token c followed by c - 1, and token 1 by EOS, so each response
 is exactly c tokens long (EOS included) whatever the batching; `ForcedLengths` applies it to our model,
 `force_countdown` as a logits processor to transformers. Both do the full forward, lm_head and sampling.
+On CUDA without flash-attn, `cont. SDPA gather` also times paged decoding through SDPA (each row's pages
+gathered per layer) against the Triton kernel that is the default there (paged_attention.py).
 Lengths are all max_new_tokens (fixed) or lognormal, median max_new_tokens / 8, sigma 1.2, clipped (heavy:
 most short, a few at the limit). Bandwidth utilisation counts, per decode step, every weight but the
 embedding table once, plus the keys and values each generated token must attend to, over the bandwidth of
@@ -31,6 +33,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+import model as M
 from configurator import parse_args, print_config
 from model import KVCache, Qwen2, Qwen2Config
 from sample import generate
@@ -165,6 +168,15 @@ def run_ours(ours, prompts, batch, cfg, continuous, **kw):
     return [len(c.tokens) for c in comps], stats["decode_steps"]
 
 
+def without_triton(fn):
+    """Run fn with paged decoding through SDPA (each row's pages gathered per layer), not the Triton kernel."""
+    kernel, M.paged_attention = M.paged_attention, None
+    try:
+        return fn()
+    finally:
+        M.paged_attention = kernel
+
+
 def run_hf(hf, prompts, batch, cfg, cache):
     """transformers generate, batch by batch, left-padded to the longest prompt of all (fixed shapes: one
     compiled graph on GPU). Returns (response lengths, decode steps)."""
@@ -263,6 +275,8 @@ def bench_sample(cfg, device, dtype):
                    "lock-step": lambda ps: run_ours(ours, ps, B, cfg, False)}
         if cfg.cuda_graph and cuda:
             methods["cont. graphs"] = lambda ps: run_ours(ours, ps, B, cfg, True, cuda_graph=True)
+        if cuda and M.paged_attention and M.flash_attn_with_kvcache is None:  # the Triton kernel against SDPA
+            methods["cont. SDPA gather"] = lambda ps: without_triton(lambda: run_ours(ours, ps, B, cfg, True))
         if cfg.compile:
             methods["cont. compiled" + " + graphs" * cuda] = lambda ps: run_ours(ours, ps, B, cfg, True, compile=True,
                                                                                  cuda_graph=cuda)

@@ -24,6 +24,10 @@ try:  # FlashAttention 2 is optional (requirements-gpu.txt); SDPA is the fallbac
     from flash_attn import flash_attn_func, flash_attn_varlen_func, flash_attn_with_kvcache
 except ImportError:
     flash_attn_func = flash_attn_varlen_func = flash_attn_with_kvcache = None
+try:  # without FlashAttention, decoding from the paged cache on CUDA runs a Triton kernel (paged_attention.py)
+    import paged_attention
+except ImportError:  # Triton ships with the CUDA builds of PyTorch, not the CPU ones
+    paged_attention = None
 
 
 @dataclass
@@ -84,7 +88,7 @@ class Qwen2Config:
 
 
 # -----------------------------------------------------------------------------
-# attention: FlashAttention on CUDA when installed, PyTorch SDPA otherwise
+# attention: FlashAttention on CUDA when installed, PyTorch SDPA otherwise (and Triton for paged decoding)
 
 def _use_flash(q):
     return flash_attn_func is not None and q.is_cuda and q.dtype in (torch.float16, torch.bfloat16)
@@ -111,11 +115,16 @@ def attention(q, k, v, cu_seqlens=None, max_seqlen=None, k_cache=None, v_cache=N
         B, T = q.shape[:2]
         pos = cache_seqlens[:, None].long() + torch.arange(T, device=q.device)  # (B, T)
         rows = torch.arange(B, device=q.device)[:, None]
-        if block_table is not None:  # SDPA has no paging: write into the blocks, then gather each row's
+        if block_table is not None:
             bs = k_cache.shape[1]
             blocks = block_table[rows, pos // bs]  # (B, T)
             k_cache[blocks, pos % bs] = k
             v_cache[blocks, pos % bs] = v
+            if paged_attention and paged_attention.supported(q, k_cache):  # reads the pages in place
+                y = paged_attention.paged_decode(q, k_cache, v_cache, cache_seqlens, block_table)
+                if y is not None:
+                    return y
+            # SDPA has no paging: gather each row's pages into a copy padded to the longest row
             k_cache, v_cache = k_cache[block_table].flatten(1, 2), v_cache[block_table].flatten(1, 2)  # (B, n*bs, Hkv, D)
         else:
             k_cache[rows, pos] = k  # index_put, no torch.cat: the cache is preallocated

@@ -1,0 +1,116 @@
+"""
+Paged decode attention in Triton, for CUDA machines without FlashAttention.
+
+Without it, model.attention would gather every row's pages into a padded (B, longest row, Hkv, D) copy
+per layer and step: three passes over the keys and values instead of one, padded to the longest row,
+and a transient that grows with rows x longest row (GBs per layer at 32k-token rollouts). This kernel
+reads each row's pages in place, once: one program per (row, KV head, split of the row's pages), each
+keeping its G query heads' online softmax over blocks of BLOCK_N positions ("flash decoding"); the splits,
+when a few long rows would leave the GPU idle, are merged by their log-sum-exp in PyTorch.
+
+Triton ships with the CUDA builds of PyTorch. With TRITON_INTERPRET=1 the same kernel runs on the CPU
+(slowly, in numpy), which is how the tests check it on machines without a GPU.
+"""
+import os
+import warnings
+
+import torch
+import triton
+import triton.language as tl
+
+INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
+
+
+@triton.jit
+def _decode_kernel(Q, K, V, Table, Seqlens, O, M, L, stride_qb, stride_qh, stride_kblk, stride_kpos, stride_kh,
+                   stride_tb, scale, pages_per_split, G: tl.constexpr, GP: tl.constexpr, D: tl.constexpr,
+                   BS: tl.constexpr, BLOCK_N: tl.constexpr, PRECISION: tl.constexpr):
+    b, h, s = tl.program_id(0), tl.program_id(1), tl.program_id(2)
+    n_split = tl.num_programs(2)
+    n_keys = tl.load(Seqlens + b) + 1  # the new token was written at position seqlens[b]
+    start = s * pages_per_split * BS
+    end = tl.minimum(start + pages_per_split * BS, n_keys)
+    g, d = tl.arange(0, GP), tl.arange(0, D)
+    q = tl.load(Q + b * stride_qb + (h * G + g)[:, None] * stride_qh + d[None, :], mask=(g < G)[:, None], other=0.0)
+    m_i = tl.full([GP], float("-inf"), tl.float32)  # running max, sum of exp and weighted values
+    l_i = tl.zeros([GP], tl.float32)
+    acc = tl.zeros([GP, D], tl.float32)
+    for n0 in range(start, end, BLOCK_N):
+        pos = n0 + tl.arange(0, BLOCK_N)
+        ok = pos < end
+        page = tl.load(Table + b * stride_tb + pos // BS, mask=ok, other=0).to(tl.int64)
+        off = page * stride_kblk + (pos % BS) * stride_kpos + h * stride_kh  # (BLOCK_N,)
+        k = tl.load(K + off[:, None] + d[None, :], mask=ok[:, None], other=0.0)  # (BLOCK_N, D)
+        v = tl.load(V + off[:, None] + d[None, :], mask=ok[:, None], other=0.0)
+        scores = tl.dot(q, tl.trans(k), input_precision=PRECISION)
+        scores = tl.where(ok[None, :], scores * scale, float("-inf"))  # (GP, BLOCK_N)
+        m_new = tl.maximum(m_i, tl.max(scores, 1))
+        p = tl.exp(scores - m_new[:, None])
+        alpha = tl.exp(m_i - m_new)
+        l_i = l_i * alpha + tl.sum(p, 1)
+        acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v, input_precision=PRECISION)
+        m_i = m_new
+    row = (b * tl.num_programs(1) + h) * n_split + s  # partial results (B, Hkv, splits, GP[, D])
+    tl.store(O + (row * GP + g)[:, None] * D + d[None, :], acc)
+    tl.store(M + row * GP + g, m_i)
+    tl.store(L + row * GP + g, l_i)
+
+
+_sm_count, _broken = {}, []
+
+
+def supported(q, k_cache):
+    """Whether paged_decode takes these tensors: one query per row, a head size tl.dot and tl.arange take."""
+    D, G = q.shape[-1], q.shape[2] // k_cache.shape[2]
+    return (not _broken and (q.is_cuda or INTERPRET) and q.shape[1] == 1 and D in (16, 32, 64, 128, 256) and G <= 64
+            and q.dtype == k_cache.dtype)
+
+
+def paged_decode(q, k_cache, v_cache, cache_seqlens, block_table, block_n=64):
+    """One decode step of causal attention over a paged cache (keys and values already written).
+
+    q (B, 1, H, D); k_cache, v_cache (blocks, block_size, Hkv, D); cache_seqlens int32 (B,): row b attends
+    positions 0 .. cache_seqlens[b]; block_table int32 (B, n): position p of row b is in block
+    block_table[b, p // block_size]. Returns (B, 1, H, D), or None, after one warning, if this Triton cannot
+    compile the kernel (the caller then uses SDPA). Launches from shapes only (no host sync), so it can be
+    captured in a CUDA graph.
+    """
+    B, _, H, D = q.shape
+    _, bs, Hkv, _ = k_cache.shape
+    G = H // Hkv
+    assert k_cache.stride() == v_cache.stride() and k_cache.stride(-1) == 1 and block_table.stride(-1) == 1
+    q = q[:, 0].contiguous()  # (B, H, D)
+    n_pages = block_table.shape[1]
+    if q.is_cuda:
+        if q.device not in _sm_count:
+            _sm_count[q.device] = torch.cuda.get_device_properties(q.device).multi_processor_count
+        programs = 2 * _sm_count[q.device]
+    else:
+        programs = 8  # the interpreter: a few splits, so that the tests merge some
+    splits = max(1, min(n_pages, programs // (B * Hkv)))  # enough programs to fill the GPU
+    pages_per_split = -(-n_pages // splits)
+    splits = -(-n_pages // pages_per_split)
+    GP = max(16, triton.next_power_of_2(G))  # tl.dot needs at least 16 rows
+    O = torch.empty(B, Hkv, splits, GP, D, device=q.device, dtype=torch.float32)
+    M = torch.empty(B, Hkv, splits, GP, device=q.device, dtype=torch.float32)
+    L = torch.empty_like(M)
+
+    def launch():
+        _decode_kernel[(B, Hkv, splits)](
+            q, k_cache, v_cache, block_table, cache_seqlens, O, M, L, q.stride(0), q.stride(1), k_cache.stride(0),
+            k_cache.stride(1), k_cache.stride(2), block_table.stride(0), D ** -0.5, pages_per_split, G=G, GP=GP,
+            D=D, BS=bs, BLOCK_N=block_n, PRECISION="ieee" if q.dtype == torch.float32 else "tf32")  # fp32: no TF32
+    if torch.compiler.is_compiling():  # traced by torch.compile: no Python fallback around the launch
+        launch()
+    else:
+        try:
+            launch()
+        except Exception as e:  # an old or broken Triton: slower SDPA beats a crashed run
+            _broken.append(e)
+            warnings.warn(f"the Triton paged-attention kernel failed ({type(e).__name__}: {e}); decoding falls "
+                          "back to SDPA, which gathers each row's pages (slower; flash-attn is the fastest path)")
+            return None
+    # merge the splits: each holds sum(exp(s - m) v) and sum(exp(s - m)) for its own max m (-inf if empty)
+    w = torch.exp(M - M.amax(2, keepdim=True))  # (B, Hkv, splits, GP)
+    y = (O * w[..., None]).sum(2) / (L * w).sum(2)[..., None]  # (B, Hkv, GP, D)
+    return y[:, :, :G].reshape(B, 1, H, D).to(q.dtype)

@@ -1,0 +1,157 @@
+"""The Triton paged-decode kernel (paged_attention.py), run on the CPU by Triton's interpreter.
+
+On CUDA without flash-attn, model.attention decodes from the paged cache with this kernel. Here each check
+runs in a subprocess with TRITON_INTERPRET=1 (set before triton is imported), which executes the same
+kernel code in numpy; the interpreter's bf16 tl.dot is broken, so these checks are fp32, and the CUDA
+tests in test_sample.py cover bf16 on a GPU.
+"""
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+
+import pytest
+import torch
+
+from conftest import ROOT
+from test_sample import model, model_dir, prompts_of  # noqa: F401  (fixtures)
+from sample import generate
+
+pytest.importorskip("triton", reason="Triton has no wheels for this platform")  # requirements-dev.txt on Linux
+
+
+def run_interpreted(code, *args):
+    env = dict(os.environ, TRITON_INTERPRET="1", OMP_NUM_THREADS="1", PYTHONPATH=ROOT)
+    r = subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return r
+
+
+KERNEL_VS_REFERENCE = r"""
+import json, torch
+import paged_attention
+from paged_attention import paged_decode
+assert paged_attention.INTERPRET
+torch.manual_seed(0)
+out = []
+# (rows, query heads, KV heads, head size, block size, table width, block_n); rows get lengths from 1 position
+# to the whole table, in scattered blocks; block sizes that BLOCK_N does not divide, and the reverse
+for B, H, Hkv, D, bs, width, block_n in [(5, 4, 2, 16, 16, 7, 64), (1, 7, 1, 32, 5, 9, 16), (3, 12, 2, 16, 48, 3, 32),
+                                         (2, 2, 2, 16, 16, 12, 16), (9, 28, 4, 16, 8, 4, 64)]:
+    n_blocks = B * width + 1
+    k, v = torch.randn(n_blocks, bs, Hkv, D), torch.randn(n_blocks, bs, Hkv, D)
+    seqlens = torch.randint(0, width * bs, (B,), dtype=torch.int32)
+    seqlens[0], seqlens[-1] = 0, width * bs - 1  # one key, and the full table
+    table = torch.zeros(B, width + 2, dtype=torch.int32)  # wider than used, and sliced below: a strided view
+    table[:, :width] = (torch.randperm(n_blocks - 1)[:B * width] + 1).view(B, width).int()
+    table = table[:, :width]
+    q = torch.randn(B, 1, H, D)
+    y = paged_decode(q, k, v, seqlens, table, block_n=block_n)
+    err = 0.0
+    for b in range(B):
+        n = int(seqlens[b]) + 1
+        kk = k[table[b].long()].flatten(0, 1)[:n].repeat_interleave(H // Hkv, 1)  # (n, H, D)
+        vv = v[table[b].long()].flatten(0, 1)[:n].repeat_interleave(H // Hkv, 1)
+        att = torch.softmax(torch.einsum("hd,nhd->hn", q[b, 0].double(), kk.double()) / D ** 0.5, -1)
+        err = max(err, (torch.einsum("hn,nhd->hd", att, vv.double()) - y[b, 0].double()).abs().max().item())
+    out.append(dict(shape=[B, H, Hkv, D, bs, width, block_n], err=err, finite=bool(y.isfinite().all())))
+print(json.dumps(out))
+"""
+
+
+def test_triton_paged_decode_equals_softmax_attention_over_each_rows_pages():
+    """Against attention computed in float64 over each row's own pages gathered in order: rows of one
+    position and of the full table, GQA groups of 1 to 7 heads (padded to 16 for tl.dot), block sizes
+    that do not divide BLOCK_N or are not divided by it, a strided table, and several splits per row."""
+    runs = json.loads(run_interpreted(KERNEL_VS_REFERENCE).stdout)
+    assert len(runs) == 5
+    for r in runs:
+        assert r["finite"] and r["err"] < 1e-5, r
+
+
+GENERATE = r"""
+import json, sys, warnings
+import torch
+import model as M
+import paged_attention
+from model import Qwen2
+from sample import generate
+calls = []
+kernel = paged_attention.paged_decode
+M.paged_attention.paged_decode = lambda *a, **k: calls.append(a[0].shape[0]) or kernel(*a, **k)
+if sys.argv[2] == "broken":  # a Triton that cannot compile the kernel: its launch raises
+    class Broken:
+        def __getitem__(self, grid):
+            raise RuntimeError("PTX: no such instruction")
+    paged_attention._decode_kernel = Broken()
+model = Qwen2.from_pretrained(sys.argv[1], device="cpu").eval()
+kw = json.loads(sys.argv[3])
+prompts = kw.pop("prompts")
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    runs = [generate(model, prompts, **kw, **extra) for extra in json.loads(sys.argv[4])]
+print(json.dumps(dict(calls=len(calls), rows=sorted(set(calls)), warnings=[str(w.message) for w in caught],
+                      runs=[[(c.tokens, c.logprobs, c.finished) for c in run] for run in runs])))
+"""
+EXTRAS = [dict(slots=4, sync_every=3), dict(slots=6, kv_tokens=24, block_size=4, sync_every=2),
+          dict(slots=12, block_size=16)]
+
+
+@pytest.fixture(scope="module")
+def sdpa_runs(model):  # noqa: F811
+    prompts = prompts_of([4, 1, 9, 6], seed=5)
+    kw = dict(n=3, max_new_tokens=12, temperature=1.0, seed=11)
+    free = generate(model, prompts, eos_token_id=-1, **kw)
+    kw["eos_token_id"] = Counter(t for c in free for t in c.tokens[:6]).most_common(1)[0][0]  # many stop early
+    return dict(prompts=prompts, **kw), [generate(model, prompts, **kw, **extra) for extra in EXTRAS]
+
+
+def test_generate_through_triton_paged_decode_equals_sdpa_decode(model_dir, sdpa_runs):  # noqa: F811
+    """The whole sampler on the kernel (slot refills, the tail compaction, evictions and regeneration, pages
+    of 4 and 16 positions): the same tokens as the SDPA path, log-probs to fp32 rounding."""
+    kw, sdpa = sdpa_runs
+    out = json.loads(run_interpreted(GENERATE, model_dir, "ok", json.dumps(kw), json.dumps(EXTRAS)).stdout)
+    assert out["calls"] > 100 and len(out["rows"]) > 2 and not out["warnings"]  # every decode step, all row counts
+    assert 0 < sum(c.finished for c in sdpa[0]) < len(sdpa[0])
+    for run, ref in zip(out["runs"], sdpa):
+        assert [c[0] for c in run] == [c.tokens for c in ref]
+        assert [c[2] for c in run] == [c.finished for c in ref]
+        for (_, lp, _), c in zip(run, ref):
+            torch.testing.assert_close(torch.tensor(lp), torch.tensor(c.logprobs), rtol=1e-5, atol=1e-5)
+
+
+def test_a_kernel_that_fails_to_compile_warns_once_and_decodes_through_sdpa(model_dir, sdpa_runs):  # noqa: F811
+    kw, sdpa = sdpa_runs
+    out = json.loads(run_interpreted(GENERATE, model_dir, "broken", json.dumps(kw), json.dumps(EXTRAS[:1])).stdout)
+    assert out["calls"] == 1  # tried once
+    assert len(out["warnings"]) == 1 and "falls back to SDPA" in out["warnings"][0]
+    assert [c[0] for c in out["runs"][0]] == [c.tokens for c in sdpa[0]]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_compiled_kernel_on_cuda_equals_attention_at_the_r1_head_shapes(dtype):
+    """The compiled kernel (not the interpreter) at the R1 1.5B / 7B head layouts and flash-attn's 256-position
+    pages: one long row (many splits) and 64 rows of mixed lengths; bf16 to bf16 rounding."""
+    import paged_attention
+    g = torch.Generator(device="cuda").manual_seed(0)
+    for B, H, Hkv in [(1, 12, 2), (64, 12, 2), (8, 28, 4)]:
+        D, bs, width = 128, 256, 12
+        n_blocks = B * width + 1
+        k = torch.randn(n_blocks, bs, Hkv, D, device="cuda", generator=g).to(dtype)
+        v = torch.randn(n_blocks, bs, Hkv, D, device="cuda", generator=g).to(dtype)
+        seqlens = torch.randint(0, width * bs, (B,), device="cuda", generator=g, dtype=torch.int32)
+        seqlens[-1] = width * bs - 1
+        table = (torch.randperm(n_blocks - 1, device="cuda", generator=g)[:B * width] + 1).view(B, width).int()
+        q = torch.randn(B, 1, H, D, device="cuda", generator=g).to(dtype)
+        y = paged_attention.paged_decode(q, k, v, seqlens, table)
+        assert y is not None and not paged_attention._broken, paged_attention._broken
+        for b in range(B):
+            n = int(seqlens[b]) + 1
+            kk = k[table[b].long()].flatten(0, 1)[:n].repeat_interleave(H // Hkv, 1).double()  # (n, H, D)
+            vv = v[table[b].long()].flatten(0, 1)[:n].repeat_interleave(H // Hkv, 1).double()
+            att = torch.softmax(torch.einsum("hd,nhd->hn", q[b, 0].double(), kk) / D ** 0.5, -1)
+            ref = torch.einsum("hn,nhd->hd", att, vv)
+            tol = 1e-4 if dtype == torch.float32 else 2e-2
+            torch.testing.assert_close(y[b, 0].double(), ref, rtol=tol, atol=tol)
