@@ -161,11 +161,12 @@ def response_lengths(gen):
 
 
 def run_ours(ours, prompts, batch, cfg, continuous, **kw):
-    """Our sampler with batch slots. Returns (response lengths, decode steps)."""
+    """Our sampler with batch slots. Returns (response lengths, decode steps, CUDA graph counts)."""
     stats = {}
     comps = generate(ours, prompts, max_new_tokens=cfg.max_new_tokens, eos_token_id=EOS, temperature=cfg.temperature,
                      seed=cfg.seed, slots=batch, continuous=continuous, stats=stats, **kw)
-    return [len(c.tokens) for c in comps], stats["decode_steps"]
+    return [len(c.tokens) for c in comps], stats["decode_steps"], dict(graphs=stats["graphs"],
+                                                                       capture_seconds=stats["capture_seconds"])
 
 
 def without_triton(fn):
@@ -179,7 +180,7 @@ def without_triton(fn):
 
 def run_hf(hf, prompts, batch, cfg, cache):
     """transformers generate, batch by batch, left-padded to the longest prompt of all (fixed shapes: one
-    compiled graph on GPU). Returns (response lengths, decode steps)."""
+    compiled graph on GPU). Returns (response lengths, decode steps, {})."""
     from transformers import LogitsProcessorList
     device, L, lens, proc = hf.device, max(len(p) for p in prompts), [], HFCountdown(cfg.max_new_tokens)
     sampling = dict(do_sample=True, temperature=cfg.temperature, top_k=0, top_p=1.0) if cfg.temperature else \
@@ -192,7 +193,7 @@ def run_hf(hf, prompts, batch, cfg, cache):
                           pad_token_id=EOS, logits_processor=LogitsProcessorList([proc]),
                           cache_implementation=cache, **sampling)
         lens += response_lengths(out[:, L:])
-    return lens, proc.steps
+    return lens, proc.steps, {}
 
 
 def target_lengths(cfg, n, rng):
@@ -293,7 +294,7 @@ def bench_sample(cfg, device, dtype):
         row = {}
         for name, m in meas.items():
             sec, cpu = statistics.median(x[0] for x in m), statistics.median(x[3] for x in m)
-            peak, (lens, steps) = max(x[1] for x in m), m[-1][2]
+            peak, (lens, steps, graphs) = max(x[1] for x in m), m[-1][2]
             if lens != targets.tolist():  # the same work or no comparison
                 bad = next(i for i, (a, b) in enumerate(zip(lens, targets)) if a != b)
                 raise SystemExit(f"error: {name} generated {lens[bad]} tokens for prompt {bad}, forced {targets[bad]}")
@@ -301,12 +302,14 @@ def bench_sample(cfg, device, dtype):
             r = dict(batch=B, method=name, tokens=tokens, seconds=sec, tokens_per_s=tokens / sec,
                      decode_steps=steps, ms_per_step=1e3 * sec / steps,
                      bw_util=(steps * weight_bytes + kv_bytes) / sec / bw, peak_mem_mib=peak,
-                     cpu_seconds=cpu, all_seconds=[x[0] for x in m])
+                     cpu_seconds=cpu, all_seconds=[x[0] for x in m], **graphs)
             row[name] = r
             runs.append(r)
             print(f"batch {B:>4} | {name:<14} | {tokens:>8,} tokens | {sec:8.2f} s | {r['tokens_per_s']:>9,.0f} tok/s"
                   f" | {steps:>6,} steps | {r['ms_per_step']:7.2f} ms/step | BW {r['bw_util']:6.1%} | peak {peak:>8,.0f} MiB"
-                  + (f" | CPU {cpu:.2f} s" if device.type == "cpu" else ""))
+                  + (f" | CPU {cpu:.2f} s" if device.type == "cpu" else "")
+                  + (f" | {graphs['graphs']} graphs captured in {graphs['capture_seconds']:.2f} s" if graphs.get("graphs")
+                     else ""))
         ratio = dict(batch=B, continuous_vs_lockstep=row["continuous"]["tokens_per_s"] / row["lock-step"]["tokens_per_s"])
         vs_eager = {name[6:]: r["tokens_per_s"] / row["continuous"]["tokens_per_s"]  # faster decode steps
                     for name, r in row.items() if name.startswith("cont. ")}

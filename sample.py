@@ -80,7 +80,7 @@ def generate(model, prompts, *, n=1, max_new_tokens, eos_token_id, temperature=1
     compile: the decode step through torch.compile as one graph (fullgraph: it never reads a tensor back to
     Python, so it also fits a CUDA graph). cuda_graph: replay each decode step as a captured CUDA graph (one
     per table width and row count): no Python and no kernel launches per layer. stats: a dict that receives
-    decode_steps and graphs (captured).
+    decode_steps, graphs (captured) and capture_seconds (their warm-up steps and captures).
     """
     cfg, device = model.config, model.lm_head.weight.device
     dtype = model.lm_head.weight.dtype
@@ -197,7 +197,7 @@ def generate(model, prompts, *, n=1, max_new_tokens, eos_token_id, temperature=1
     seed_t, offset_t, idle_row = (torch.tensor(x, device=device) for x in (seed & 0xFFFFFFFF, sample_offset, N))
     if compile:
         step = torch.compile(step, fullgraph=True)
-    graphs, decode_steps, n_graphs = {}, 0, 0  # graphs: (rows, table width) -> one captured decode step
+    graphs, decode_steps, n_graphs, capture_s = {}, 0, 0, 0.0  # graphs: (rows, table width) -> a decode step
     graph_pool = torch.cuda.graph_pool_handle() if cuda_graph else None
     width = -(-per_sample // 8)
     while True:
@@ -240,8 +240,9 @@ def generate(model, prompts, *, n=1, max_new_tokens, eos_token_id, temperature=1
                 nb = min(per_sample, -(-nb // width) * width)
                 graph = graphs.get((S, nb))
                 if graph is None:  # run this step eagerly (a capture needs a warm-up), then capture it
+                    t = time.time()
                     graphs[(S, nb)] = capture(lambda: step(nb))
-                    n_graphs += 1
+                    n_graphs, capture_s = n_graphs + 1, capture_s + time.time() - t
                 else:
                     graph.replay()
             else:
@@ -251,7 +252,7 @@ def generate(model, prompts, *, n=1, max_new_tokens, eos_token_id, temperature=1
     if progress:
         print(file=sys.stderr)
     if stats is not None:
-        stats.update(decode_steps=decode_steps, graphs=n_graphs)
+        stats.update(decode_steps=decode_steps, graphs=n_graphs, capture_seconds=capture_s)
     lens, eos = out_len.tolist(), out_eos.tolist()
     toks, lps = out_tok.tolist(), out_lp.tolist()
     return [Completion(toks[j][:lens[j]], lps[j][:lens[j]], eos[j]) for j in range(N)]
