@@ -11,6 +11,7 @@ when a few long rows would leave the GPU idle, are merged by their log-sum-exp i
 Triton ships with the CUDA builds of PyTorch. With TRITON_INTERPRET=1 the same kernel runs on the CPU
 (slowly, in numpy), which is how the tests check it on machines without a GPU.
 """
+import contextlib
 import os
 import warnings
 
@@ -21,7 +22,7 @@ import triton.language as tl
 INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["stride_tb", "pages_per_split"])  # these vary per call: no recompiles
 def _decode_kernel(Q, K, V, Table, Seqlens, O, M, L, stride_qb, stride_qh, stride_kblk, stride_kpos, stride_kh,
                    stride_tb, scale, pages_per_split, G: tl.constexpr, GP: tl.constexpr, D: tl.constexpr,
                    BS: tl.constexpr, BLOCK_N: tl.constexpr, PRECISION: tl.constexpr):
@@ -50,13 +51,13 @@ def _decode_kernel(Q, K, V, Table, Seqlens, O, M, L, stride_qb, stride_qh, strid
         l_i = l_i * alpha + tl.sum(p, 1)
         acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v, input_precision=PRECISION)
         m_i = m_new
-    row = (b * tl.num_programs(1) + h) * n_split + s  # partial results (B, Hkv, splits, GP[, D])
-    tl.store(O + (row * GP + g)[:, None] * D + d[None, :], acc)
-    tl.store(M + row * GP + g, m_i)
-    tl.store(L + row * GP + g, l_i)
+    row = (b * tl.num_programs(1) + h) * n_split + s  # partial results (B, Hkv, splits, G[, D])
+    tl.store(O + (row * G + g)[:, None] * D + d[None, :], acc, mask=(g < G)[:, None])
+    tl.store(M + row * G + g, m_i, mask=g < G)
+    tl.store(L + row * G + g, l_i, mask=g < G)
 
 
-_sm_count, _broken = {}, []
+_sm_count, _launched, _broken = {}, set(), []
 
 
 def supported(q, k_cache):
@@ -66,14 +67,15 @@ def supported(q, k_cache):
             and q.dtype == k_cache.dtype)
 
 
-def paged_decode(q, k_cache, v_cache, cache_seqlens, block_table, block_n=64):
+def paged_decode(q, k_cache, v_cache, cache_seqlens, block_table, block_n=64, max_pages_per_split=8):
     """One decode step of causal attention over a paged cache (keys and values already written).
 
     q (B, 1, H, D); k_cache, v_cache (blocks, block_size, Hkv, D); cache_seqlens int32 (B,): row b attends
     positions 0 .. cache_seqlens[b]; block_table int32 (B, n): position p of row b is in block
-    block_table[b, p // block_size]. Returns (B, 1, H, D), or None, after one warning, if this Triton cannot
-    compile the kernel (the caller then uses SDPA). Launches from shapes only (no host sync), so it can be
-    captured in a CUDA graph.
+    block_table[b, p // block_size]. A row is split into pieces of at most max_pages_per_split pages, and
+    into more when there are too few rows to fill the GPU. Returns (B, 1, H, D), or None, after one warning,
+    if this Triton cannot compile the kernel (the caller then uses SDPA). Launches from shapes only (no host
+    sync), so it can be captured in a CUDA graph.
     """
     B, _, H, D = q.shape
     _, bs, Hkv, _ = k_cache.shape
@@ -87,12 +89,14 @@ def paged_decode(q, k_cache, v_cache, cache_seqlens, block_table, block_n=64):
         programs = 2 * _sm_count[q.device]
     else:
         programs = 8  # the interpreter: a few splits, so that the tests merge some
-    splits = max(1, min(n_pages, programs // (B * Hkv)))  # enough programs to fill the GPU
+    # enough programs to fill the GPU, and no row longer than a few pages in one program: else the longest
+    # row would set the step time (programs past a short row's end exit at once)
+    splits = min(n_pages, max(programs // (B * Hkv), -(-n_pages // max_pages_per_split), 1))
     pages_per_split = -(-n_pages // splits)
     splits = -(-n_pages // pages_per_split)
     GP = max(16, triton.next_power_of_2(G))  # tl.dot needs at least 16 rows
-    O = torch.empty(B, Hkv, splits, GP, D, device=q.device, dtype=torch.float32)
-    M = torch.empty(B, Hkv, splits, GP, device=q.device, dtype=torch.float32)
+    O = torch.empty(B, Hkv, splits, G, D, device=q.device, dtype=torch.float32)
+    M = torch.empty(B, Hkv, splits, G, device=q.device, dtype=torch.float32)
     L = torch.empty_like(M)
 
     def launch():
@@ -100,17 +104,24 @@ def paged_decode(q, k_cache, v_cache, cache_seqlens, block_table, block_n=64):
             q, k_cache, v_cache, block_table, cache_seqlens, O, M, L, q.stride(0), q.stride(1), k_cache.stride(0),
             k_cache.stride(1), k_cache.stride(2), block_table.stride(0), D ** -0.5, pages_per_split, G=G, GP=GP,
             D=D, BS=bs, BLOCK_N=block_n, PRECISION="ieee" if q.dtype == torch.float32 else "tf32")  # fp32: no TF32
+    config = (q.device, q.dtype, G, D, bs, block_n)
     if torch.compiler.is_compiling():  # traced by torch.compile: no Python fallback around the launch
         launch()
     else:
         try:
-            launch()
-        except Exception as e:  # an old or broken Triton: slower SDPA beats a crashed run
+            with torch.cuda.device(q.device) if q.is_cuda else contextlib.nullcontext():  # Triton launches on
+                launch()                                                                # the current device
+            _launched.add(config)
+        except Exception as e:  # a Triton that cannot build it here: slower SDPA beats a crashed run
+            if config in _launched:  # it built and ran before: not a build problem
+                raise
             _broken.append(e)
             warnings.warn(f"the Triton paged-attention kernel failed ({type(e).__name__}: {e}); decoding falls "
                           "back to SDPA, which gathers each row's pages (slower; flash-attn is the fastest path)")
             return None
-    # merge the splits: each holds sum(exp(s - m) v) and sum(exp(s - m)) for its own max m (-inf if empty)
-    w = torch.exp(M - M.amax(2, keepdim=True))  # (B, Hkv, splits, GP)
-    y = (O * w[..., None]).sum(2) / (L * w).sum(2)[..., None]  # (B, Hkv, GP, D)
-    return y[:, :, :G].reshape(B, 1, H, D).to(q.dtype)
+    if splits == 1:
+        y = O[:, :, 0] / L[:, :, 0, :, None]  # (B, Hkv, G, D)
+    else:  # merge the splits: each holds sum(exp(s - m) v) and sum(exp(s - m)) for its own max m (-inf if empty)
+        w = torch.exp(M - M.amax(2, keepdim=True))  # (B, Hkv, splits, G)
+        y = (O * w[..., None]).sum(2) / (L * w).sum(2)[..., None]  # (B, Hkv, G, D)
+    return y.reshape(B, 1, H, D).to(q.dtype)

@@ -229,6 +229,7 @@ def test_cuda_graph_decode_equals_eager_decode(model_dir, dtype):
         assert [c.tokens for c in graphed] == [c.tokens for c in eager], extra
         assert [c.logprobs for c in graphed] == [c.logprobs for c in eager], extra
     assert 0 < sum(c.finished for c in eager) < len(eager)
+    assert not (M.paged_attention and M.paged_attention._broken)  # no silent fallback from the Triton kernel
     if dtype != torch.float32:
         return
     # Long enough for more than 8 blocks: a graph then attends over a table rounded up to its width, so
