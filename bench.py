@@ -266,7 +266,8 @@ def bench_sample(cfg, device, dtype):
     print(f"{cfg.prompts} prompts of {plens.min()}-{plens.max()} tokens | responses ({cfg.lengths}): "
           f"{targets.sum():,} tokens, mean {targets.mean():.0f}, median {np.median(targets):.0f}, "
           f"{(targets == cfg.max_new_tokens).sum()} at the limit {cfg.max_new_tokens} | "
-          f"weights {weight_bytes / 2**20:,.0f} MiB/step | copy bandwidth {bw / 1e9:,.1f} GB/s")
+          f"weights {weight_bytes / 2**20:,.0f} MiB/step | copy bandwidth {bw / 1e9:,.1f} GB/s | decoding: "
+          f"{M.decode_attention(device, dtype)}")
 
     ours = ForcedLengths(model, cfg.max_new_tokens)
     hf = hf_twin(model, "sdpa") if cfg.hf else None

@@ -94,6 +94,15 @@ def _use_flash(q):
     return flash_attn_func is not None and q.is_cuda and q.dtype in (torch.float16, torch.bfloat16)
 
 
+def decode_attention(device, dtype):
+    """The kernel that decodes from the paged cache on this device, for logs and benchmarks."""
+    if device.type == "cuda" and flash_attn_with_kvcache is not None and dtype in (torch.float16, torch.bfloat16):
+        return "flash-attn"
+    if paged_attention and (device.type == "cuda" or paged_attention.INTERPRET) and not paged_attention._broken:
+        return "Triton paged kernel"
+    return "SDPA, pages gathered per layer"
+
+
 def attention(q, k, v, cu_seqlens=None, max_seqlen=None, k_cache=None, v_cache=None, cache_seqlens=None,
               block_table=None):
     """Causal attention, FlashAttention's layout and semantics: q (B, T, H, D), k and v (B, T, Hkv, D).

@@ -95,6 +95,7 @@ with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
     runs = [generate(model, prompts, **kw, **extra) for extra in json.loads(sys.argv[4])]
 print(json.dumps(dict(calls=len(calls), rows=sorted(set(calls)), warnings=[str(w.message) for w in caught],
+                      decoding=M.decode_attention(torch.device("cpu"), torch.float32),
                       runs=[[(c.tokens, c.logprobs, c.finished) for c in run] for run in runs])))
 """
 EXTRAS = [dict(slots=4, sync_every=3), dict(slots=6, kv_tokens=24, block_size=4, sync_every=2),
@@ -116,6 +117,7 @@ def test_generate_through_triton_paged_decode_equals_sdpa_decode(model_dir, sdpa
     kw, sdpa = sdpa_runs
     out = json.loads(run_interpreted(GENERATE, model_dir, "ok", json.dumps(kw), json.dumps(EXTRAS)).stdout)
     assert out["calls"] > 100 and len(out["rows"]) > 2 and not out["warnings"]  # every decode step, all row counts
+    assert out["decoding"] == "Triton paged kernel"
     assert 0 < sum(c.finished for c in sdpa[0]) < len(sdpa[0])
     for run, ref in zip(out["runs"], sdpa):
         assert [c[0] for c in run] == [c.tokens for c in ref]
@@ -129,6 +131,7 @@ def test_a_kernel_that_fails_to_compile_warns_once_and_decodes_through_sdpa(mode
     out = json.loads(run_interpreted(GENERATE, model_dir, "broken", json.dumps(kw), json.dumps(EXTRAS[:1])).stdout)
     assert out["calls"] == 1  # tried once
     assert len(out["warnings"]) == 1 and "falls back to SDPA" in out["warnings"][0]
+    assert out["decoding"].startswith("SDPA")  # what train.py and bench.py then report
     assert [c[0] for c in out["runs"][0]] == [c.tokens for c in sdpa[0]]
 
 
