@@ -39,7 +39,10 @@ def _decode_kernel(Q, K, V, Table, Seqlens, O, M, L, stride_qb, stride_qh, strid
     for n0 in range(start, end, BLOCK_N):
         pos = n0 + tl.arange(0, BLOCK_N)
         ok = pos < end
-        page = tl.load(Table + b * stride_tb + pos // BS, mask=ok, other=0).to(tl.int64)
+        if BS % BLOCK_N == 0:  # the block lies in one page (splits start on page boundaries): one index
+            page = tl.load(Table + b * stride_tb + n0 // BS).to(tl.int64)
+        else:
+            page = tl.load(Table + b * stride_tb + pos // BS, mask=ok, other=0).to(tl.int64)
         off = page * stride_kblk + (pos % BS) * stride_kpos + h * stride_kh  # (BLOCK_N,)
         k = tl.load(K + off[:, None] + d[None, :], mask=ok[:, None], other=0.0)  # (BLOCK_N, D)
         v = tl.load(V + off[:, None] + d[None, :], mask=ok[:, None], other=0.0)

@@ -37,10 +37,12 @@ torch.manual_seed(0)
 out = []
 # (rows, query heads, KV heads, head size, block size, table width, block_n, query scale); rows get lengths
 # from 1 position to the whole table, in scattered blocks; block sizes that BLOCK_N does not divide, and the
-# reverse; 1 to 8 splits per row; logits up to ~100 (the online softmax must subtract its running max)
+# reverse, or pages of several blocks (one page index per block); 1 to 8 splits per row; logits up to ~100
+# (the online softmax must subtract its running max)
 for B, H, Hkv, D, bs, width, block_n, scale in [
         (5, 4, 2, 16, 16, 7, 64, 1), (1, 7, 1, 32, 5, 9, 16, 30), (3, 12, 2, 16, 48, 3, 32, 1),
-        (2, 2, 2, 16, 16, 12, 16, 1), (9, 28, 4, 16, 8, 4, 64, 1), (1, 1, 1, 64, 4, 40, 16, 30)]:
+        (2, 2, 2, 16, 16, 12, 16, 1), (9, 28, 4, 16, 8, 4, 64, 1), (1, 1, 1, 64, 4, 40, 16, 30),
+        (4, 12, 2, 32, 128, 10, 64, 1)]:
     n_blocks = B * width + 1
     k, v = torch.randn(n_blocks, bs, Hkv, D), torch.randn(n_blocks, bs, Hkv, D)
     seqlens = torch.randint(0, width * bs, (B,), dtype=torch.int32)
@@ -68,7 +70,7 @@ def test_triton_paged_decode_equals_softmax_attention_over_each_rows_pages():
     sizes that do not divide BLOCK_N or are not divided by it, a strided table, 1 to 8 splits per row, and
     large logits."""
     runs = json.loads(run_interpreted(KERNEL_VS_REFERENCE).stdout)
-    assert len(runs) == 6
+    assert len(runs) == 7
     for r in runs:
         assert r["finite"] and r["err"] < 1e-5 * (1 + r["shape"][-1]), r
 
@@ -99,7 +101,7 @@ print(json.dumps(dict(calls=len(calls), rows=sorted(set(calls)), warnings=[str(w
                       runs=[[(c.tokens, c.logprobs, c.finished) for c in run] for run in runs])))
 """
 EXTRAS = [dict(slots=4, sync_every=3), dict(slots=6, kv_tokens=24, block_size=4, sync_every=2),
-          dict(slots=12, block_size=16)]
+          dict(slots=12, block_size=64)]
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +115,7 @@ def sdpa_runs(model):  # noqa: F811
 
 def test_generate_through_triton_paged_decode_equals_sdpa_decode(model_dir, sdpa_runs):  # noqa: F811
     """The whole sampler on the kernel (slot refills, the tail compaction, evictions and regeneration, pages
-    of 4 and 16 positions): the same tokens as the SDPA path, log-probs to fp32 rounding."""
+    of 4, 16 and 64 positions): the same tokens as the SDPA path, log-probs to fp32 rounding."""
     kw, sdpa = sdpa_runs
     out = json.loads(run_interpreted(GENERATE, model_dir, "ok", json.dumps(kw), json.dumps(EXTRAS)).stdout)
     assert out["calls"] > 100 and len(out["rows"]) > 2 and not out["warnings"]  # every decode step, all row counts
