@@ -1,9 +1,9 @@
-"""The Triton paged-decode kernel (paged_attention.py), run on the CPU by Triton's interpreter.
+"""The Triton paged-decode kernel (paged_attention.py), on the CPU through Triton's interpreter.
 
 On CUDA without flash-attn, model.attention decodes from the paged cache with this kernel. Here each check
-runs in a subprocess with TRITON_INTERPRET=1 (set before triton is imported), which executes the same
-kernel code in numpy; the interpreter's bf16 tl.dot is broken, so these checks are fp32, and the CUDA
-tests in test_sample.py cover bf16 on a GPU.
+runs in a subprocess with TRITON_INTERPRET=1 (read when triton is imported), which executes the same kernel
+code in numpy; the interpreter's bf16 tl.dot is broken, so these checks are fp32. The CUDA-only tests here
+and in test_sample.py run the compiled kernel, in bf16 too, on a GPU.
 """
 import json
 import os
@@ -21,58 +21,65 @@ from sample import generate
 pytest.importorskip("triton", reason="Triton has no wheels for this platform")  # requirements-dev.txt on Linux
 
 
-def run_interpreted(code, *args):
-    env = dict(os.environ, TRITON_INTERPRET="1", OMP_NUM_THREADS="1", PYTHONPATH=ROOT)
+def run_script(code, *args, interpret=True):
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=ROOT)
+    env.pop("TRITON_INTERPRET", None)
+    if interpret:  # read when triton is imported: only a fresh process can switch it
+        env["TRITON_INTERPRET"] = "1"
     r = subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     return r
 
 
 KERNEL_VS_REFERENCE = r"""
-import json, torch
+import json, sys, torch
 import paged_attention
 from paged_attention import paged_decode
-assert paged_attention.INTERPRET
-torch.manual_seed(0)
+cases, device, dtype = json.loads(sys.argv[1]), sys.argv[2], getattr(torch, sys.argv[3])
+assert paged_attention.INTERPRET == (device == "cpu")
+g = torch.Generator(device).manual_seed(0)
 out = []
-# (rows, query heads, KV heads, head size, block size, table width, block_n, query scale); rows get lengths
-# from 1 position to the whole table, in scattered blocks; block sizes that BLOCK_N does not divide, and the
-# reverse, or pages of several blocks (one page index per block); 1 to 8 splits per row; logits up to ~100
-# (the online softmax must subtract its running max)
-for B, H, Hkv, D, bs, width, block_n, scale in [
-        (5, 4, 2, 16, 16, 7, 64, 1), (1, 7, 1, 32, 5, 9, 16, 30), (3, 12, 2, 16, 48, 3, 32, 1),
-        (2, 2, 2, 16, 16, 12, 16, 1), (9, 28, 4, 16, 8, 4, 64, 1), (1, 1, 1, 64, 4, 40, 16, 30),
-        (4, 12, 2, 32, 128, 10, 64, 1)]:
+for B, H, Hkv, D, bs, width, block_n, scale in cases:
     n_blocks = B * width + 1
-    k, v = torch.randn(n_blocks, bs, Hkv, D), torch.randn(n_blocks, bs, Hkv, D)
-    seqlens = torch.randint(0, width * bs, (B,), dtype=torch.int32)
+    k, v = (torch.randn(n_blocks, bs, Hkv, D, generator=g, device=device).to(dtype) for _ in range(2))
+    seqlens = torch.randint(0, width * bs, (B,), generator=g, device=device, dtype=torch.int32)
     seqlens[0], seqlens[-1] = 0, width * bs - 1  # one key, and the full table
-    table = torch.zeros(B, width + 2, dtype=torch.int32)  # wider than used, and sliced below: a strided view
-    table[:, :width] = (torch.randperm(n_blocks - 1)[:B * width] + 1).view(B, width).int()
+    table = torch.zeros(B, width + 2, dtype=torch.int32, device=device)  # sliced below: a strided view
+    table[:, :width] = (torch.randperm(n_blocks - 1, generator=g, device=device)[:B * width] + 1).view(B, width)
     table = table[:, :width]
-    q = scale * torch.randn(B, 1, H, D)
+    q = (scale * torch.randn(B, 1, H, D, generator=g, device=device)).to(dtype)
     y = paged_decode(q, k, v, seqlens, table, block_n=block_n)
+    assert y is not None, paged_attention._broken
     err = 0.0
     for b in range(B):
         n = int(seqlens[b]) + 1
-        kk = k[table[b].long()].flatten(0, 1)[:n].repeat_interleave(H // Hkv, 1)  # (n, H, D)
-        vv = v[table[b].long()].flatten(0, 1)[:n].repeat_interleave(H // Hkv, 1)
-        att = torch.softmax(torch.einsum("hd,nhd->hn", q[b, 0].double(), kk.double()) / D ** 0.5, -1)
-        err = max(err, (torch.einsum("hn,nhd->hd", att, vv.double()) - y[b, 0].double()).abs().max().item())
-    out.append(dict(shape=[B, H, Hkv, D, bs, width, block_n, scale], err=err, finite=bool(y.isfinite().all())))
+        kk = k[table[b].long()].flatten(0, 1)[:n].repeat_interleave(H // Hkv, 1).double()  # (n, H, D)
+        vv = v[table[b].long()].flatten(0, 1)[:n].repeat_interleave(H // Hkv, 1).double()
+        att = torch.softmax(torch.einsum("hd,nhd->hn", q[b, 0].double(), kk) / D ** 0.5, -1)
+        err = max(err, (torch.einsum("hn,nhd->hd", att, vv) - y[b, 0].double()).abs().max().item())
+    out.append(dict(case=[B, H, Hkv, D, bs, width, block_n, scale], err=err, finite=bool(y.isfinite().all())))
 print(json.dumps(out))
 """
 
 
+def kernel_errors(cases, device="cpu", dtype="float32"):
+    """Largest difference per case between the kernel and float64 attention over each row's pages in order."""
+    out = json.loads(run_script(KERNEL_VS_REFERENCE, json.dumps(cases), device, dtype, interpret=device == "cpu").stdout)
+    assert len(out) == len(cases) and all(r["finite"] for r in out), out
+    return out
+
+
 def test_triton_paged_decode_equals_softmax_attention_over_each_rows_pages():
-    """Against attention computed in float64 over each row's own pages gathered in order: rows of one
-    position and of the full table, GQA groups of 1 to 7 heads (padded to 16 rows for tl.dot), block
-    sizes that do not divide BLOCK_N or are not divided by it, a strided table, 1 to 8 splits per row, and
-    large logits."""
-    runs = json.loads(run_interpreted(KERNEL_VS_REFERENCE).stdout)
-    assert len(runs) == 7
-    for r in runs:
-        assert r["finite"] and r["err"] < 1e-5 * (1 + r["shape"][-1]), r
+    """Rows of one position and of the full table in scattered pages, GQA groups of 1 to 7 heads (padded
+    to 16 rows for tl.dot), pages that BLOCK_N does not divide or does not fill, pages of several blocks
+    (one page index per block), a strided table, 1 to 8 splits per row, and logits up to ~100 (the online
+    softmax must subtract its running max). In the interpreter, fp32."""
+    # (rows, query heads, KV heads, head size, page size, table width, BLOCK_N, query scale)
+    cases = [(5, 4, 2, 16, 16, 7, 64, 1), (1, 7, 1, 32, 5, 9, 16, 30), (3, 12, 2, 16, 48, 3, 32, 1),
+             (2, 2, 2, 16, 16, 12, 16, 1), (9, 28, 4, 16, 8, 4, 64, 1), (1, 1, 1, 64, 4, 40, 16, 30),
+             (4, 12, 2, 32, 128, 10, 64, 1)]
+    for r in kernel_errors(cases):
+        assert r["err"] < 1e-5 * (1 + r["case"][-1]), r
 
 
 GENERATE = r"""
@@ -117,7 +124,7 @@ def test_generate_through_triton_paged_decode_equals_sdpa_decode(model_dir, sdpa
     """The whole sampler on the kernel (slot refills, the tail compaction, evictions and regeneration, pages
     of 4, 16 and 64 positions): the same tokens as the SDPA path, log-probs to fp32 rounding."""
     kw, sdpa = sdpa_runs
-    out = json.loads(run_interpreted(GENERATE, model_dir, "ok", json.dumps(kw), json.dumps(EXTRAS)).stdout)
+    out = json.loads(run_script(GENERATE, model_dir, "ok", json.dumps(kw), json.dumps(EXTRAS)).stdout)
     assert out["calls"] > 100 and len(out["rows"]) > 2 and not out["warnings"]  # every decode step, all row counts
     assert out["decoding"] == "Triton paged kernel"
     assert 0 < sum(c.finished for c in sdpa[0]) < len(sdpa[0])
@@ -130,7 +137,7 @@ def test_generate_through_triton_paged_decode_equals_sdpa_decode(model_dir, sdpa
 
 def test_a_kernel_that_fails_to_compile_warns_once_and_decodes_through_sdpa(model_dir, sdpa_runs):  # noqa: F811
     kw, sdpa = sdpa_runs
-    out = json.loads(run_interpreted(GENERATE, model_dir, "broken", json.dumps(kw), json.dumps(EXTRAS[:1])).stdout)
+    out = json.loads(run_script(GENERATE, model_dir, "broken", json.dumps(kw), json.dumps(EXTRAS[:1])).stdout)
     assert out["calls"] == 1  # tried once
     assert len(out["warnings"]) == 1 and "falls back to SDPA" in out["warnings"][0]
     assert out["decoding"].startswith("SDPA")  # what train.py and bench.py then report
@@ -138,31 +145,13 @@ def test_a_kernel_that_fails_to_compile_warns_once_and_decodes_through_sdpa(mode
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 def test_compiled_kernel_on_cuda_equals_attention_at_the_r1_head_shapes(dtype):
-    """The compiled kernel (not the interpreter) at the R1 1.5B / 7B head layouts and flash-attn's 256-position
-    pages: one long row (many splits) and 64 rows of mixed lengths; bf16 to bf16 rounding."""
-    import paged_attention
-    g = torch.Generator(device="cuda").manual_seed(0)
-    for B, H, Hkv in [(1, 12, 2), (64, 12, 2), (8, 28, 4)]:
-        D, bs, width = 128, 256, 12
-        n_blocks = B * width + 1
-        k = torch.randn(n_blocks, bs, Hkv, D, device="cuda", generator=g).to(dtype)
-        v = torch.randn(n_blocks, bs, Hkv, D, device="cuda", generator=g).to(dtype)
-        seqlens = torch.randint(0, width * bs, (B,), device="cuda", generator=g, dtype=torch.int32)
-        seqlens[-1] = width * bs - 1
-        table = (torch.randperm(n_blocks - 1, device="cuda", generator=g)[:B * width] + 1).view(B, width).int()
-        q = torch.randn(B, 1, H, D, device="cuda", generator=g).to(dtype)
-        y = paged_attention.paged_decode(q, k, v, seqlens, table)
-        assert y is not None and not paged_attention._broken, paged_attention._broken
-        for b in range(B):
-            n = int(seqlens[b]) + 1
-            kk = k[table[b].long()].flatten(0, 1)[:n].repeat_interleave(H // Hkv, 1).double()  # (n, H, D)
-            vv = v[table[b].long()].flatten(0, 1)[:n].repeat_interleave(H // Hkv, 1).double()
-            att = torch.softmax(torch.einsum("hd,nhd->hn", q[b, 0].double(), kk) / D ** 0.5, -1)
-            ref = torch.einsum("hn,nhd->hd", att, vv)
-            tol = 1e-4 if dtype == torch.float32 else 2e-2
-            torch.testing.assert_close(y[b, 0].double(), ref, rtol=tol, atol=tol)
+    """The compiled kernel (not the interpreter) at the R1 1.5B and 7B head layouts and the 256-position
+    pages used on CUDA: one long row (many splits), 64 rows of mixed lengths; bf16 to bf16 rounding."""
+    cases = [(1, 12, 2, 128, 256, 12, 64, 1), (64, 12, 2, 128, 256, 12, 64, 1), (8, 28, 4, 128, 256, 12, 64, 3)]
+    for r in kernel_errors(cases, "cuda", dtype):
+        assert r["err"] < (1e-4 if dtype == "float32" else 5e-2), r
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
