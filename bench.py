@@ -2,11 +2,11 @@
 Speed at the real shapes with random weights (speed does not depend on their values): the sampler against
 its own lock-step mode and transformers `generate` on the same work, and one PPO update step.
 
-    python bench.py sample --shape r1-1.5b --batch 16,64 --lengths heavy     # one GPU (bf16); also --lengths fixed
+    python bench.py sample --shape r1-1.5b --batch 64,256 --lengths heavy    # one GPU (bf16); also --lengths fixed
     python bench.py sample --shape r1-7b --batch 64 --repeats 1
     python bench.py train --shape r1-1.5b                                    # one GPU; tokens/s and MFU
-    python bench.py sample --shape 10m --prompts 64 --lengths heavy          # CPU, about 3 minutes
-    python bench.py train --shape 10m                                        # CPU, seconds
+    OMP_NUM_THREADS=1 python bench.py sample --shape 10m --prompts 64 --lengths heavy   # CPU, about 5 minutes
+    OMP_NUM_THREADS=1 python bench.py train --shape 10m                                 # CPU, seconds
     python bench.py sample --shape tiny --repeats 1                          # CI-sized
 
 Random weights never emit EOS, so the lengths are forced: the last prompt token c (1 <= c <= max_new_tokens)

@@ -1,9 +1,12 @@
 """
 Command-line overrides for the one @dataclass config of each script: `--key value` or `--key=value`.
 
-    cfg = parse_args(TrainConfig, sys.argv[1:])   # unknown keys and bad values exit with a clear message
+    cfg = parse_args(TrainConfig, sys.argv[1:])   # unknown keys and bad values exit with a clear message;
+                                                  # --help prints the script's docstring and the fields
 """
 import dataclasses
+import inspect
+import re
 import sys
 
 
@@ -26,6 +29,12 @@ def _convert(name, text, default):
 def parse_args(config_cls, argv, **overrides):
     """Build config_cls from its defaults, then `overrides` (presets), then argv."""
     fields = {f.name: f for f in dataclasses.fields(config_cls)}
+    if "--help" in argv or "-h" in argv:  # the script's docstring, then each field's line of the dataclass
+        doc = sys.modules[config_cls.__module__].__doc__ or ""
+        lines = [ln.strip() for ln in inspect.getsource(config_cls).splitlines() if re.match(r"\s+\w+: .*=", ln)]
+        print(doc.strip() + "\n\noptions (--key value or --key=value), with their defaults:\n  --"
+              + "\n  --".join(lines))
+        raise SystemExit(0)
     values = dict(overrides)
     i = 0
     while i < len(argv):

@@ -93,7 +93,7 @@ def _read(spec, split, limit, seed):
         return toy.problems(split, limit or TOY_PROBLEMS, seed)
     if spec.endswith((".jsonl", ".json", ".parquet")) or os.path.isfile(spec):
         if not os.path.isfile(spec):
-            raise SystemExit(f"error: benchmark file {spec!r} does not exist")
+            raise SystemExit(f"error: data file {spec!r} does not exist")
         if spec.endswith(".parquet"):
             import pyarrow.parquet as pq
             return pq.read_table(spec).to_pylist()

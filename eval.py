@@ -4,9 +4,10 @@ k samples per problem (GSM8K 1, MATH500 3, AIME 2024 10); accuracy = mean over p
 correctness of its k samples (a truncated response is wrong), tokens = mean generated tokens per sample.
 
     python eval.py --model deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B --out results/base.json     # one GPU
-    torchrun --nproc_per_node=8 eval.py --model out/alpha0.2 --out results/alpha0.2.json         # 8 GPUs
-    python eval.py --model toy-model --benchmark toy --max_new_tokens 256 --out results/toy.json  # CPU
-    python eval.py --benchmark problems.jsonl --n 4 --model DIR    # local file; under torchrun write --k 4
+    torchrun --nproc_per_node=8 eval.py --model out/r1-1.5b/final --out results/alpha0.2.json    # 8 GPUs
+    python eval.py --model toy-model --benchmark toy --limit 200 --seed 42 --max_new_tokens 200 --out results/toy.json
+                                                                     # CPU, seconds: the toy table's base row
+    python eval.py --benchmark problems.jsonl --k 4 --model DIR    # a local file with problem/answer fields
     python eval.py --plot results/base.json results/alpha0.2.json --out pareto.png
     python eval.py --curves out/a0 out/a0.2 --out curves.png     # train.py runs: length and accuracy per iteration
 

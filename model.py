@@ -339,6 +339,9 @@ class Qwen2(nn.Module):
         with open(os.path.join(folder, "config.json")) as f:
             config = Qwen2Config.from_hf(json.load(f))
         device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device {device} asked for, but this torch {torch.__version__} sees no CUDA GPU: use "
+                             "--device cpu, or install a CUDA build of torch on a GPU machine")
         dtype = dtype or (torch.bfloat16 if device.type == "cuda" else torch.float32)
         with torch.device("meta"):
             model = cls(config)

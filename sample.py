@@ -320,8 +320,11 @@ def main(argv):
     text = tok.apply_chat_template([{"role": "user", "content": message}], tokenize=False, add_generation_prompt=True)
     ids = tok.encode(text, add_special_tokens=False)  # the template already holds BOS
     t0 = time.time()
-    outs = generate(model, [ids], n=cfg.n, max_new_tokens=cfg.max_new_tokens, eos_token_id=tok.eos_token_id,
-                    temperature=cfg.temperature, top_p=cfg.top_p, seed=cfg.seed)
+    try:
+        outs = generate(model, [ids], n=cfg.n, max_new_tokens=cfg.max_new_tokens, eos_token_id=tok.eos_token_id,
+                        temperature=cfg.temperature, top_p=cfg.top_p, seed=cfg.seed)
+    except ValueError as e:  # a prompt or limit the model cannot take, a temperature or top_p out of range
+        raise SystemExit(f"error: {e}")
     dt = time.time() - t0
     for i, c in enumerate(outs):
         print(f"--- sample {i} ({len(c.tokens)} tokens, {'EOS' if c.finished else 'truncated'})")

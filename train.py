@@ -4,7 +4,7 @@ of Arora & Zanette (2025). The algorithm, phase by phase, is `main()` at the bot
 
     torchrun --nproc_per_node=8 train.py --alpha 0.2                       # the paper's 1.5B recipe
     torchrun --nproc_per_node=8 train.py --preset r1-7b --alpha 0.2        # 7B, FSDP2-sharded
-    python train.py --alpha 0.2 --prompts_per_iter 4                       # one GPU (smaller iterations)
+    python train.py --alpha 0.2                                            # one GPU (same recipe, slower)
     python train.py --preset toy                                           # the built-in task, CPU, minutes
     torchrun --nproc_per_node=2 train.py --preset toy                      # the same on 2 CPU processes
     torchrun --nnodes=2 --node_rank=$R --rdzv_endpoint=$HOST:29500 --nproc_per_node=8 train.py   # 2 nodes
@@ -239,6 +239,10 @@ def latest_checkpoint(out_dir):
     return best
 
 
+def _nonempty(path):
+    return path if os.path.isfile(path) and os.path.getsize(path) > 0 else None
+
+
 def save_checkpoint(path, policy, opt, state, tokenizer_dir, rank):
     """HF model folder + optimizer + counters + RNG, written to path.tmp then renamed: a crash mid-save
     leaves the previous checkpoint intact. Every rank joins (FSDP gathers); rank 0 writes."""
@@ -280,6 +284,10 @@ def main(argv):
     if cfg.prompts_per_iter % world or cfg.train_batch_size % world:
         raise SystemExit(f"error: --prompts_per_iter {cfg.prompts_per_iter} and --train_batch_size "
                          f"{cfg.train_batch_size} must be divisible by the {world} ranks")
+    done = latest_checkpoint(cfg.out_dir) or _nonempty(os.path.join(cfg.out_dir, "metrics.jsonl"))
+    if done and not cfg.resume:  # a new run would truncate its logs: refuse before writing anything
+        raise SystemExit(f"error: --out_dir {cfg.out_dir} already holds a run ({os.path.basename(done)}): continue it "
+                         "with --resume true, or pick another --out_dir (or delete this one)")
     dtype = getattr(torch, cfg.dtype) if cfg.dtype else (torch.bfloat16 if device.type == "cuda" else torch.float32)
     sharded = cfg.fsdp and dist.is_initialized()  # FSDP casts to dtype itself (MixedPrecisionPolicy)
     autocast = torch.autocast("cuda", dtype=dtype) if device.type == "cuda" and not sharded else nullcontext()
@@ -300,6 +308,9 @@ def main(argv):
         policy = Qwen2.from_pretrained(resume_dir or cfg.model, device=device, dtype=torch.float32)
     except (FileNotFoundError, ValueError) as e:
         raise SystemExit(f"error: {e}")
+    if cfg.max_prompt_tokens + cfg.max_new_tokens > policy.config.max_position_embeddings:
+        raise SystemExit(f"error: --max_prompt_tokens {cfg.max_prompt_tokens} + --max_new_tokens {cfg.max_new_tokens} "
+                         f"exceeds the model's {policy.config.max_position_embeddings} positions: lower one of them")
     tokenizer = AutoTokenizer.from_pretrained(policy.source)
     rows = load_rows(cfg.dataset, split="train", limit=cfg.num_prompts)
     random.Random(cfg.seed).shuffle(rows)

@@ -340,6 +340,19 @@ def test_sample_py_unknown_option_exits_naming_valid_options(tiny_model_dir):
     assert "Traceback" not in r.stderr
 
 
+def test_sample_py_bad_limits_and_devices_are_one_line_errors_and_help_lists_the_options(tiny_model_dir):
+    cases = [(["--max_new_tokens", "999999"], "exceeds the model's max_position_embeddings"),
+             (["--temperature", "-1"], "temperature >= 0")]
+    if not torch.cuda.is_available():
+        cases.append((["--device", "cuda"], "sees no CUDA GPU: use --device cpu"))
+    for args, message in cases:
+        r = _run_sample_py("--model", tiny_model_dir, *args)
+        assert r.returncode != 0 and "Traceback" not in r.stderr and message in r.stderr, (args, r.stderr)
+    r = _run_sample_py("--help")
+    assert r.returncode == 0 and "python sample.py --model" in r.stdout
+    assert "--temperature: float = 0.6  # 0 = greedy" in r.stdout
+
+
 def test_kv_budget_larger_than_every_slot_can_use_allocates_only_what_they_can(model):
     prompts = prompts_of([4, 1, 9], seed=3)
     kw = dict(n=2, max_new_tokens=9, eos_token_id=-1, temperature=1.0, seed=4)

@@ -251,3 +251,20 @@ def test_missing_dataset_fields_missing_model_and_cuda_graph_on_cpu_are_clear_er
     p = subprocess.run([sys.executable, "train.py", "--preset", "toy", "--device", "cpu", "--cuda_graph", "true",
                         "--out_dir", str(tmp_path / "o")], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert p.returncode != 0 and "Traceback" not in p.stderr and "--cuda_graph true needs a CUDA device" in p.stderr
+
+
+def test_a_new_run_into_a_finished_runs_out_dir_or_past_the_context_stops_before_writing(tmp_path):
+    """Nothing already written is lost: a second run without --resume would have emptied the first's logs."""
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "metrics.jsonl").write_text('{"iter": 1}\n')
+    (out / "samples.jsonl").write_text('{"iter": 1}\n')
+    base = [sys.executable, "train.py", "--preset", "toy", "--out_dir", str(out)]
+    p = subprocess.run(base, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert p.returncode != 0 and "Traceback" not in p.stderr
+    assert "already holds a run (metrics.jsonl)" in p.stderr and "--resume true" in p.stderr
+    p = subprocess.run(base + ["--out_dir", str(tmp_path / "new"), "--max_new_tokens", "99999"], cwd=ROOT,
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode != 0 and "Traceback" not in p.stderr and "exceeds the model's 1024 positions" in p.stderr
+    assert not (tmp_path / "new").exists()  # refused before the initial evaluation wrote anything
+    assert (out / "metrics.jsonl").read_text() == (out / "samples.jsonl").read_text() == '{"iter": 1}\n'
