@@ -596,7 +596,7 @@ def grade_many(responses, golds, processes=0):
 
 def _length_terms(correct, lengths):
     """sigmoid((len - mu) / (sd + 1e-7)) for the correct responses of one group, 0.0 for the others;
-    mu and the population std sd (ddof=0) are over the correct responses only (PAPER.md)."""
+    mu and the population std sd (ddof=0) are over the correct responses only, as in the paper."""
     if len(correct) != len(lengths):
         raise ValueError(f"{len(correct)} correctness flags but {len(lengths)} lengths")
     kept = [float(n) for n, c in zip(lengths, correct) if c]

@@ -6,7 +6,7 @@ Problems are sums of k = 2..6 one-digit numbers (k is the difficulty), solved as
 at temperature 0.6 while still sampling shorter solutions at temperature 1.0. This file is shared by
 train.py (--preset toy), eval.py (--benchmark toy) and the tests.
 
-    python toy.py --out_dir toy-model          # build the base model: CPU, 1 thread, about 6 minutes
+    python toy.py --out_dir toy-model          # build a base model: CPU, 1 thread, about 4 minutes
     python toy.py --out_dir /tmp/toy --steps 50 --n_eval 20   # a smoke run, under a minute
 
     problems("test", 200)  ->  [{"problem": "What is 3 + 6 + 2?", "answer": "11", "difficulty": 3}, ...]

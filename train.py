@@ -296,7 +296,7 @@ def main(argv):
     log(f"training with {world} rank(s) on {device}, compute dtype {str(dtype)[6:]}, master weights fp32")
     print_config(cfg, file=sys.stdout if master else open(os.devnull, "w"))
 
-    # Data: the first num_prompts rows, shuffled; the prompt is the raw R1 string (PAPER.md).
+    # Data: the first num_prompts rows, shuffled; the prompt is the paper's raw R1 string (no chat template).
     if cfg.model == "toy-model" and not os.path.exists(os.path.join(cfg.model, "config.json")) and master:
         import toy
         toy.build_base_model(cfg.model)

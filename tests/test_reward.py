@@ -260,10 +260,10 @@ CASES = [
 # Where math-verify 0.9 (verify(parse("$gold$"), parse(response))) disagrees with our verdict, and why
 # ours is the one we want. The agreement test fails on any disagreement missing here (and on stale ones).
 MATH_VERIFY_DISAGREES = {
-    ("The answer is 42.", "42"): "no \\boxed: PAPER.md forbids the last-number fallback it uses",
+    ("The answer is 42.", "42"): "no \\boxed: our spec forbids the last-number fallback it uses",
     ("42", "42"): "same: an unboxed response is wrong",
     ("\\boxed{41} hmm, no: \\boxed{42}", "42"): "it joins every box into the set {41, 42}; the answer is the last box",
-    ("\\fbox{42}", "42"): "it ignores \\fbox; PAPER.md counts \\fbox as a final answer",
+    ("\\fbox{42}", "42"): "it ignores \\fbox; our spec counts \\fbox as a final answer",
     ("\\boxed {42}", "42"): "it finds no box when a space precedes the brace, which TeX allows",
     (boxed("1\\,000"), "1000"): "\\, is a thin space used as a thousands separator",
     (boxed("18 dollars"), "18"): "a unit word after the number is dropped, like \\text{ dollars}",
