@@ -383,7 +383,8 @@ def main(argv):
         comps = generate(sampler, [prompts[i] for i in batch], n=G, max_new_tokens=cfg.max_new_tokens,
                          eos_token_id=tokenizer.eos_token_id, temperature=cfg.temperature, top_p=cfg.top_p,
                          seed=cfg.seed * 1_000_003 + it, sample_offset=rank * n_local, slots=cfg.rollout_slots or None,
-                         kv_tokens=kv_tokens, cuda_graph=cfg.cuda_graph, progress=master)
+                         kv_tokens=kv_tokens, cuda_graph=cfg.cuda_graph,
+                         progress=master and sys.stderr.isatty())  # a live bar on a terminal, not lines in a log
         t_rollout = time.time() - t0
 
         # ---- reward: correctness (EOS and the boxed answer) and the length penalty, per group
