@@ -267,7 +267,7 @@ def bench_sample(cfg, device, dtype):
           f"{targets.sum():,} tokens, mean {targets.mean():.0f}, median {np.median(targets):.0f}, "
           f"{(targets == cfg.max_new_tokens).sum()} at the limit {cfg.max_new_tokens} | "
           f"weights {weight_bytes / 2**20:,.0f} MiB/step | copy bandwidth {bw / 1e9:,.1f} GB/s | decoding: "
-          f"{M.decode_attention(device, dtype)}")
+          f"{M.decode_attention(mc, device, dtype)}")
 
     ours = ForcedLengths(model, cfg.max_new_tokens)
     hf = hf_twin(model, "sdpa") if cfg.hf else None
@@ -396,6 +396,8 @@ def bench_train(cfg, device, dtype):
 
 
 def main(argv):
+    if argv[:1] in (["-h"], ["--help"]):
+        parse_args(BenchConfig, argv)  # prints the docstring and the options
     if not argv or argv[0] not in ("sample", "train"):
         raise SystemExit("usage: python bench.py sample|train [--key value ...]  (see the docstring)")
     cfg = parse_args(BenchConfig, argv[1:])

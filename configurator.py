@@ -29,16 +29,12 @@ def _convert(name, text, default):
 def parse_args(config_cls, argv, **overrides):
     """Build config_cls from its defaults, then `overrides` (presets), then argv."""
     fields = {f.name: f for f in dataclasses.fields(config_cls)}
-    if "--help" in argv or "-h" in argv:  # the script's docstring, then each field's line of the dataclass
-        doc = sys.modules[config_cls.__module__].__doc__ or ""
-        lines = [ln.strip() for ln in inspect.getsource(config_cls).splitlines() if re.match(r"\s+\w+: .*=", ln)]
-        print(doc.strip() + "\n\noptions (--key value or --key=value), with their defaults:\n  --"
-              + "\n  --".join(lines))
-        raise SystemExit(0)
     values = dict(overrides)
     i = 0
     while i < len(argv):
         arg = argv[i]
+        if arg in ("-h", "--help"):
+            _help(config_cls, values)
         if not arg.startswith("--"):
             raise SystemExit(f"error: unexpected argument {arg!r}; options look like --key value")
         key, eq, text = arg[2:].partition("=")
@@ -58,6 +54,26 @@ def parse_args(config_cls, argv, **overrides):
         return config_cls(**values)
     except ValueError as e:  # a __post_init__ check: say which value is wrong and stop
         raise SystemExit(f"error: {e}") from None
+
+
+def _help(config_cls, values):
+    """Print the script's docstring, then every field with its value (presets applied) and its comment."""
+    comments, name = {}, None
+    for line in inspect.getsource(config_cls).splitlines():  # the comments live only in the source
+        m = re.match(r"\s+(\w+): [^=]*=.*?(?:#\s*(.*))?$", line)
+        if m:
+            name = m[1]
+            comments[name] = m[2] or ""
+        elif name and re.match(r"\s+#", line):  # a comment wrapped onto the next line
+            comments[name] += " " + line.strip().lstrip("#").strip()
+        else:
+            name = None
+    print((sys.modules[config_cls.__module__].__doc__ or "").strip())
+    print("\noptions, as --key value or --key=value (shown with their defaults):")
+    for f in dataclasses.fields(config_cls):
+        value = values.get(f.name, f.default if f.default is not dataclasses.MISSING else f.default_factory())
+        print(f"  --{f.name:<20} {value!r:<18} {comments.get(f.name, '')}".rstrip())
+    raise SystemExit(0)
 
 
 def print_config(cfg, file=None):

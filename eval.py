@@ -220,7 +220,7 @@ def evaluate(cfg, model, tok, name, rows, k, rank, world, done, master):
         outs = generate(model, [prompts[i] for i in run], n=k, max_new_tokens=max_new,
                         eos_token_id=tok.eos_token_id, temperature=cfg.temperature, top_p=cfg.top_p,
                         seed=cfg.seed, sample_offset=run[0] * k, slots=cfg.slots or None, kv_tokens=kv_tokens,
-                        cuda_graph=cfg.cuda_graph, progress=master and cfg.progress and sys.stderr.isatty())
+                        cuda_graph=cfg.cuda_graph, progress=master and cfg.progress)
         texts = [tok.decode(c.tokens, skip_special_tokens=True) for c in outs]
         golds = [rows[i]["answer"] for i in run for _ in range(k)]
         graded = grade_many(texts, golds, processes=cfg.grader_processes)

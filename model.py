@@ -24,10 +24,12 @@ try:  # FlashAttention 2 is optional (requirements-gpu.txt); SDPA is the fallbac
     from flash_attn import flash_attn_func, flash_attn_varlen_func, flash_attn_with_kvcache
 except ImportError:
     flash_attn_func = flash_attn_varlen_func = flash_attn_with_kvcache = None
-try:  # without FlashAttention, decoding from the paged cache on CUDA runs a Triton kernel (paged_attention.py)
-    import paged_attention
-except ImportError:  # Triton ships with the CUDA builds of PyTorch, not the CPU ones
-    paged_attention = None
+paged_attention = None  # without FlashAttention, paged decoding on CUDA runs a Triton kernel (paged_attention.py)
+if torch.cuda.is_available() or os.environ.get("TRITON_INTERPRET") == "1":  # else it is never used: skip the import
+    try:
+        import paged_attention
+    except ImportError:  # Triton ships with the CUDA builds of PyTorch, not the CPU ones
+        pass
 
 
 @dataclass
@@ -94,11 +96,13 @@ def _use_flash(q):
     return flash_attn_func is not None and q.is_cuda and q.dtype in (torch.float16, torch.bfloat16)
 
 
-def decode_attention(device, dtype):
-    """The kernel that decodes from the paged cache on this device, for logs and benchmarks."""
-    if device.type == "cuda" and flash_attn_with_kvcache is not None and dtype in (torch.float16, torch.bfloat16):
+def decode_attention(cfg, device, dtype):
+    """The kernel that attention() picks to decode from the paged cache, for logs and benchmarks."""
+    q = torch.empty(1, 1, cfg.num_attention_heads, cfg.head_dim, device=device, dtype=dtype)  # one decode step
+    k_cache = torch.empty(1, 1, cfg.num_key_value_heads, cfg.head_dim, device=device, dtype=dtype)
+    if _use_flash(q):
         return "flash-attn"
-    if paged_attention and (device.type == "cuda" or paged_attention.INTERPRET) and not paged_attention._broken:
+    if paged_attention and paged_attention.supported(q, k_cache):
         return "Triton paged kernel"
     return "SDPA, pages gathered per layer"
 
@@ -340,8 +344,8 @@ class Qwen2(nn.Module):
             config = Qwen2Config.from_hf(json.load(f))
         device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         if device.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(f"device {device} asked for, but this torch {torch.__version__} sees no CUDA GPU: use "
-                             "--device cpu, or install a CUDA build of torch on a GPU machine")
+            raise ValueError(f"device {device} asked for, but this torch {torch.__version__} sees no CUDA GPU: load "
+                             "on the CPU (--device cpu in the scripts), or install a CUDA build of torch on a GPU machine")
         dtype = dtype or (torch.bfloat16 if device.type == "cuda" else torch.float32)
         with torch.device("meta"):
             model = cls(config)

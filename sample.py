@@ -80,9 +80,11 @@ def generate(model, prompts, *, n=1, max_new_tokens, eos_token_id, temperature=1
     compile: the decode step through torch.compile as one graph (fullgraph: it never reads a tensor back to
     Python, so it also fits a CUDA graph). cuda_graph: replay each decode step as a captured CUDA graph (one
     per table width and row count): no Python and no kernel launches per layer. stats: a dict that receives
-    decode_steps, graphs (captured) and capture_seconds (their warm-up steps and captures).
+    decode_steps, graphs (captured) and capture_seconds (their warm-up steps and captures). progress: a bar on
+    stderr when it is a terminal.
     """
     cfg, device = model.config, model.lm_head.weight.device
+    progress = progress and sys.stderr.isatty()  # a live bar on a terminal; in a log, every frame would stay
     dtype = model.lm_head.weight.dtype
     if not prompts or any(len(p) == 0 for p in prompts):
         raise ValueError("generate needs at least one prompt, and every prompt at least one token")

@@ -6,7 +6,7 @@ of Arora & Zanette (2025). The algorithm, phase by phase, is `main()` at the bot
     torchrun --nproc_per_node=8 train.py --preset r1-7b --alpha 0.2        # 7B, FSDP2-sharded
     python train.py --alpha 0.2                                            # one GPU (same recipe, slower)
     python train.py --preset toy                                           # the built-in task, CPU, minutes
-    torchrun --nproc_per_node=2 train.py --preset toy                      # the same on 2 CPU processes
+    torchrun --nproc_per_node=2 train.py --preset toy --out_dir out/toy-2  # the same on 2 CPU processes
     torchrun --nnodes=2 --node_rank=$R --rdzv_endpoint=$HOST:29500 --nproc_per_node=8 train.py   # 2 nodes
 """
 import dataclasses
@@ -220,7 +220,7 @@ def memory_plan(cfg, mcfg, n_params, world, device, dtype, log):
         f"{copies / GB:.1f} GiB | KV {kv_token / 2**10:.0f} KiB/token"
         + (f" x {kv_tokens:,} tokens = {kv_tokens * kv_token / GB:.1f} GiB of {total / GB:.0f} GiB" if total else "")
         + f" | a sequence is up to {seq_len:,} tokens | micro-batch {cfg.micro_batch_size} seqs / "
-        f"{cfg.micro_batch_tokens or 'any'} tokens | decoding: {decode_attention(device, dtype)}")
+        f"{cfg.micro_batch_tokens or 'any'} tokens | decoding: {decode_attention(mcfg, device, dtype)}")
     if kv_tokens is not None and kv_tokens < seq_len:
         raise SystemExit(f"error: this configuration does not fit: the model state takes {(state + copies) / GB:.1f} "
                          f"GiB of {total / GB:.0f} GiB, leaving no room to cache one {seq_len:,}-token sequence. Use "
@@ -284,10 +284,14 @@ def main(argv):
     if cfg.prompts_per_iter % world or cfg.train_batch_size % world:
         raise SystemExit(f"error: --prompts_per_iter {cfg.prompts_per_iter} and --train_batch_size "
                          f"{cfg.train_batch_size} must be divisible by the {world} ranks")
-    done = latest_checkpoint(cfg.out_dir) or _nonempty(os.path.join(cfg.out_dir, "metrics.jsonl"))
-    if done and not cfg.resume:  # a new run would truncate its logs: refuse before writing anything
-        raise SystemExit(f"error: --out_dir {cfg.out_dir} already holds a run ({os.path.basename(done)}): continue it "
-                         "with --resume true, or pick another --out_dir (or delete this one)")
+    # A new run would truncate the logs already in out_dir: refuse before writing anything.
+    if latest_checkpoint(cfg.out_dir) and not cfg.resume:
+        raise SystemExit(f"error: --out_dir {cfg.out_dir} already holds a run: continue it with --resume true, or "
+                         "pick another --out_dir (or delete this one)")
+    if _nonempty(os.path.join(cfg.out_dir, "metrics.jsonl")) and not latest_checkpoint(cfg.out_dir):
+        raise SystemExit(f"error: --out_dir {cfg.out_dir} holds the logs of a run that saved no checkpoint; a new "
+                         "run, even with --resume true, would start at iteration 0 and drop them: pick another "
+                         "--out_dir (or delete this one)")
     dtype = getattr(torch, cfg.dtype) if cfg.dtype else (torch.bfloat16 if device.type == "cuda" else torch.float32)
     sharded = cfg.fsdp and dist.is_initialized()  # FSDP casts to dtype itself (MixedPrecisionPolicy)
     autocast = torch.autocast("cuda", dtype=dtype) if device.type == "cuda" and not sharded else nullcontext()
@@ -308,9 +312,6 @@ def main(argv):
         policy = Qwen2.from_pretrained(resume_dir or cfg.model, device=device, dtype=torch.float32)
     except (FileNotFoundError, ValueError) as e:
         raise SystemExit(f"error: {e}")
-    if cfg.max_prompt_tokens + cfg.max_new_tokens > policy.config.max_position_embeddings:
-        raise SystemExit(f"error: --max_prompt_tokens {cfg.max_prompt_tokens} + --max_new_tokens {cfg.max_new_tokens} "
-                         f"exceeds the model's {policy.config.max_position_embeddings} positions: lower one of them")
     tokenizer = AutoTokenizer.from_pretrained(policy.source)
     rows = load_rows(cfg.dataset, split="train", limit=cfg.num_prompts)
     random.Random(cfg.seed).shuffle(rows)
@@ -321,6 +322,11 @@ def main(argv):
     rows, prompts = [rows[i] for i in keep], [prompts[i] for i in keep]
     if len(rows) < cfg.prompts_per_iter:
         raise SystemExit(f"error: {len(rows)} usable prompts, fewer than --prompts_per_iter {cfg.prompts_per_iter}")
+    longest = max(map(len, prompts))
+    if longest + cfg.max_new_tokens > policy.config.max_position_embeddings:
+        raise SystemExit(f"error: a prompt of {longest} tokens + --max_new_tokens {cfg.max_new_tokens} exceeds the "
+                         f"model's {policy.config.max_position_embeddings} positions: lower --max_new_tokens (or "
+                         "--max_prompt_tokens)")
 
     # Models: fp32 master weights to train; a copy in the compute dtype to sample from (the same module
     # on CPU); the frozen initial model for the KL term.
@@ -383,8 +389,7 @@ def main(argv):
         comps = generate(sampler, [prompts[i] for i in batch], n=G, max_new_tokens=cfg.max_new_tokens,
                          eos_token_id=tokenizer.eos_token_id, temperature=cfg.temperature, top_p=cfg.top_p,
                          seed=cfg.seed * 1_000_003 + it, sample_offset=rank * n_local, slots=cfg.rollout_slots or None,
-                         kv_tokens=kv_tokens, cuda_graph=cfg.cuda_graph,
-                         progress=master and sys.stderr.isatty())  # a live bar on a terminal, not lines in a log
+                         kv_tokens=kv_tokens, cuda_graph=cfg.cuda_graph, progress=master)
         t_rollout = time.time() - t0
 
         # ---- reward: correctness (EOS and the boxed answer) and the length penalty, per group

@@ -104,7 +104,7 @@ with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
     runs = [generate(model, prompts, **kw, **extra) for extra in json.loads(sys.argv[4])]
 print(json.dumps(dict(calls=len(calls), rows=sorted(set(calls)), warnings=[str(w.message) for w in caught],
-                      decoding=M.decode_attention(torch.device("cpu"), torch.float32),
+                      decoding=M.decode_attention(model.config, torch.device("cpu"), torch.float32),
                       runs=[[(c.tokens, c.logprobs, c.finished) for c in run] for run in runs])))
 """
 EXTRAS = [dict(slots=4, sync_every=3), dict(slots=6, kv_tokens=24, block_size=4, sync_every=2),
@@ -168,4 +168,4 @@ def test_compiled_and_graphed_decode_step_with_the_kernel_inside_equals_eager_on
     assert [c.tokens for c in compiled] == [c.tokens for c in eager]
     for a, b in zip(compiled, eager):
         torch.testing.assert_close(torch.tensor(a.logprobs), torch.tensor(b.logprobs), rtol=1e-4, atol=1e-4)
-    assert M.flash_attn_with_kvcache is not None or (M.paged_attention and not M.paged_attention._broken)
+    assert M.paged_attention and not M.paged_attention._broken  # fp32: flash-attn would not take it either

@@ -1,6 +1,7 @@
 """sample.py: the batched, KV-cached, continuously batched sampler against the naive full-forward generator,
 transformers' greedy generate and a full forward pass; its randomness and its command line."""
 import os
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -344,13 +345,15 @@ def test_sample_py_bad_limits_and_devices_are_one_line_errors_and_help_lists_the
     cases = [(["--max_new_tokens", "999999"], "exceeds the model's max_position_embeddings"),
              (["--temperature", "-1"], "temperature >= 0")]
     if not torch.cuda.is_available():
-        cases.append((["--device", "cuda"], "sees no CUDA GPU: use --device cpu"))
+        cases.append((["--device", "cuda"], "sees no CUDA GPU: load on the CPU (--device cpu"))
     for args, message in cases:
         r = _run_sample_py("--model", tiny_model_dir, *args)
         assert r.returncode != 0 and "Traceback" not in r.stderr and message in r.stderr, (args, r.stderr)
     r = _run_sample_py("--help")
-    assert r.returncode == 0 and "python sample.py --model" in r.stdout
-    assert "--temperature: float = 0.6  # 0 = greedy" in r.stdout
+    assert r.returncode == 0 and "python sample.py --model" in r.stdout  # the docstring's commands
+    assert re.search(r"--temperature +0.6 +0 = greedy", r.stdout)  # every field, its default and its comment
+    r = _run_sample_py("--model", tiny_model_dir, "--prompt", "-h", "--n", "1", "--max_new_tokens", "2")
+    assert r.returncode == 0 and "--- sample 0" in r.stdout  # "-h" as a value is a prompt, not a request for help
 
 
 def test_kv_budget_larger_than_every_slot_can_use_allocates_only_what_they_can(model):

@@ -1,6 +1,7 @@
 """train.py: the maths against hand-computed examples, and real runs of the script (CPU, tiny model)."""
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -101,6 +102,15 @@ def test_paper_defaults_and_presets():
     assert cfg.loss_agg == "seq-mean" and cfg.whiten and cfg.temperature == 1.0 and cfg.max_new_tokens == 32000
     cfg = get_config(["--preset", "r1-7b", "--lr", "1e-6"])
     assert cfg.fsdp and cfg.lr == 1e-6 and cfg.model.endswith("7B")
+
+
+def test_help_shows_the_values_a_preset_sets_with_each_fields_comment(capsys):
+    with pytest.raises(SystemExit) as e:
+        get_config(["--preset", "toy", "--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert re.search(r"--model +'toy-model' +hub id or local HF folder", out)  # the preset's value, not the 1.5B
+    assert re.search(r"--alpha +0.2 +length-penalty strength", out)
 
 
 @pytest.mark.parametrize("args, message", [
@@ -260,9 +270,13 @@ def test_a_new_run_into_a_finished_runs_out_dir_or_past_the_context_stops_before
     (out / "metrics.jsonl").write_text('{"iter": 1}\n')
     (out / "samples.jsonl").write_text('{"iter": 1}\n')
     base = [sys.executable, "train.py", "--preset", "toy", "--out_dir", str(out)]
+    for resume in ["false", "true"]:  # no checkpoint: resuming would start at iteration 0 and drop the logs too
+        p = subprocess.run(base + ["--resume", resume], cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert p.returncode != 0 and "Traceback" not in p.stderr and "saved no checkpoint" in p.stderr
+    (out / "iter_000001").mkdir()
+    (out / "iter_000001" / "state.json").write_text('{"iter": 1}')
     p = subprocess.run(base, cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert p.returncode != 0 and "Traceback" not in p.stderr
-    assert "already holds a run (metrics.jsonl)" in p.stderr and "--resume true" in p.stderr
+    assert p.returncode != 0 and "already holds a run: continue it with --resume true" in p.stderr
     p = subprocess.run(base + ["--out_dir", str(tmp_path / "new"), "--max_new_tokens", "99999"], cwd=ROOT,
                        capture_output=True, text=True, timeout=120)
     assert p.returncode != 0 and "Traceback" not in p.stderr and "exceeds the model's 1024 positions" in p.stderr
