@@ -403,6 +403,8 @@ def main(argv):
     cfg = parse_args(BenchConfig, argv[1:])
     sys.stdout.reconfigure(line_buffering=True)  # each result as it comes, also into a file or a pipe
     device = torch.device(cfg.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit(f"error: --device {cfg.device}, but this torch {torch.__version__} sees no CUDA GPU")
     dtype = getattr(torch, cfg.dtype) if cfg.dtype else (torch.bfloat16 if device.type == "cuda" else torch.float32)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(f"bench {argv[0]} on {device} ({name}), {str(dtype)[6:]}, torch {torch.__version__}, "

@@ -187,6 +187,9 @@ def sequence_logprobs(model, seqs, prompt_lens, idxs, temperature, device):
 
 def init_distributed(cfg):
     """Works with and without torchrun. Returns (rank, world_size, device)."""
+    if cfg.device.startswith("cuda") and not torch.cuda.is_available():
+        raise SystemExit(f"error: --device {cfg.device}, but this torch {torch.__version__} sees no CUDA GPU: use "
+                         "--device cpu, or a CUDA build of torch on a GPU machine")
     use_cuda = torch.cuda.is_available() and cfg.device != "cpu"
     if "RANK" not in os.environ:
         return 0, 1, torch.device(cfg.device or ("cuda" if use_cuda else "cpu"))

@@ -54,6 +54,13 @@ def test_unknown_shape_is_refused_with_the_valid_ones():
         parse_args(bench.BenchConfig, ["--shape", "r1-3b"])
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the error is for a torch without CUDA")
+def test_cuda_device_without_cuda_is_a_one_line_error():
+    p = subprocess.run([sys.executable, "bench.py", "sample", "--shape", "tiny", "--device", "cuda"], cwd=ROOT,
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode != 0 and "Traceback" not in p.stderr and "sees no CUDA GPU" in p.stderr
+
+
 def test_response_lengths_count_through_the_first_eos_only():
     E = bench.EOS
     gen = torch.tensor([[5, E, E, E], [5, 6, 7, 8], [E, 3, E, E]])

@@ -261,6 +261,10 @@ def test_missing_dataset_fields_missing_model_and_cuda_graph_on_cpu_are_clear_er
     p = subprocess.run([sys.executable, "train.py", "--preset", "toy", "--device", "cpu", "--cuda_graph", "true",
                         "--out_dir", str(tmp_path / "o")], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert p.returncode != 0 and "Traceback" not in p.stderr and "--cuda_graph true needs a CUDA device" in p.stderr
+    if not torch.cuda.is_available():  # also under torchrun, where it used to fall back to the CPU silently
+        p = subprocess.run([sys.executable, "train.py", "--preset", "toy", "--device", "cuda", "--out_dir",
+                            str(tmp_path / "o")], cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert p.returncode != 0 and "Traceback" not in p.stderr and "sees no CUDA GPU" in p.stderr
 
 
 def test_a_new_run_into_a_finished_runs_out_dir_or_past_the_context_stops_before_writing(tmp_path):
