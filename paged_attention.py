@@ -5,8 +5,9 @@ Without it, model.attention would gather every row's pages into a padded (B, lon
 per layer and step: three passes over the keys and values instead of one, padded to the longest row,
 and a transient that grows with rows x longest row (GBs per layer at 32k-token rollouts). This kernel
 reads each row's pages in place, once: one program per (row, KV head, split of the row's pages), each
-keeping its G query heads' online softmax over blocks of BLOCK_N positions ("flash decoding"); the splits,
-when a few long rows would leave the GPU idle, are merged by their log-sum-exp in PyTorch.
+keeping its G query heads' online softmax over blocks of BLOCK_N positions ("flash decoding"). Splits are a
+few pages long, so that the longest row does not set the step time, and more numerous when there are too
+few rows to fill the GPU; they are merged by their log-sum-exp in PyTorch.
 
 Triton ships with the CUDA builds of PyTorch. With TRITON_INTERPRET=1 the same kernel runs on the CPU
 (slowly, in numpy), which is how the tests check it on machines without a GPU.
