@@ -242,10 +242,6 @@ def latest_checkpoint(out_dir):
     return best
 
 
-def _nonempty(path):
-    return path if os.path.isfile(path) and os.path.getsize(path) > 0 else None
-
-
 def save_checkpoint(path, policy, opt, state, tokenizer_dir, rank):
     """HF model folder + optimizer + counters + RNG, written to path.tmp then renamed: a crash mid-save
     leaves the previous checkpoint intact. Every rank joins (FSDP gathers); rank 0 writes."""
@@ -288,10 +284,11 @@ def main(argv):
         raise SystemExit(f"error: --prompts_per_iter {cfg.prompts_per_iter} and --train_batch_size "
                          f"{cfg.train_batch_size} must be divisible by the {world} ranks")
     # A new run would truncate the logs already in out_dir: refuse before writing anything.
-    if latest_checkpoint(cfg.out_dir) and not cfg.resume:
+    checkpoint, metrics = latest_checkpoint(cfg.out_dir), os.path.join(cfg.out_dir, "metrics.jsonl")
+    if checkpoint and not cfg.resume:
         raise SystemExit(f"error: --out_dir {cfg.out_dir} already holds a run: continue it with --resume true, or "
                          "pick another --out_dir (or delete this one)")
-    if _nonempty(os.path.join(cfg.out_dir, "metrics.jsonl")) and not latest_checkpoint(cfg.out_dir):
+    if not checkpoint and os.path.isfile(metrics) and os.path.getsize(metrics):
         raise SystemExit(f"error: --out_dir {cfg.out_dir} holds the logs of a run that saved no checkpoint; a new "
                          "run, even with --resume true, would start at iteration 0 and drop them: pick another "
                          "--out_dir (or delete this one)")
@@ -310,7 +307,7 @@ def main(argv):
     if dist.is_initialized():
         dist.barrier()
     from transformers import AutoTokenizer
-    resume_dir = latest_checkpoint(cfg.out_dir) if cfg.resume else None
+    resume_dir = checkpoint if cfg.resume else None
     try:
         policy = Qwen2.from_pretrained(resume_dir or cfg.model, device=device, dtype=torch.float32)
     except (FileNotFoundError, ValueError) as e:
