@@ -314,7 +314,7 @@ def bench_sample(cfg, device, dtype):
         ratio = dict(batch=B, continuous_vs_lockstep=row["continuous"]["tokens_per_s"] / row["lock-step"]["tokens_per_s"])
         vs_eager = {name[6:]: r["tokens_per_s"] / row["continuous"]["tokens_per_s"]  # faster decode steps
                     for name, r in row.items() if name.startswith("cont. ")}
-        ratio.update({k.replace(" + ", "_") + "_vs_eager": v for k, v in vs_eager.items()})
+        ratio.update({"_".join(k.replace("+", " ").split()) + "_vs_eager": v for k, v in vs_eager.items()})
         if hf is not None:  # our fastest continuous mode against the fastest transformers configuration
             ratio["ours_vs_hf"] = max(r["tokens_per_s"] for name, r in row.items() if name.startswith("cont")) / max(
                 r["tokens_per_s"] for name, r in row.items() if name.startswith("HF"))
