@@ -80,7 +80,7 @@ def _gold(r):
             answer = answer.rsplit("####", 1)[1].replace(",", "")
         return answer.strip() or None
     if r.get("solution") is not None:
-        from reward import gold_from_solution
+        from grader import gold_from_solution
         return gold_from_solution(str(r["solution"]))
     return None
 

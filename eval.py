@@ -29,7 +29,7 @@ import torch.distributed as dist
 import toy
 from data import BENCHMARKS, chat_prompt, encode, load_rows
 from model import KVCache
-from reward import extract_boxed, grade_many, is_equiv
+from grader import extract_boxed, grade_many, is_equiv
 from sample import generate
 
 RESUME_KEYS = ("model", "k", "temperature", "top_p", "max_new_tokens", "seed")  # must match to resume
@@ -58,7 +58,7 @@ class EvalConfig:
 
 
 def majority_correct(samples):
-    """Vote over the extracted answers of the finished samples (equal answers by reward.is_equiv); the most
+    """Vote over the extracted answers of the finished samples (equal answers by grader.is_equiv); the most
     voted answer's correctness, ties going to the answer seen first. No vote at all is wrong."""
     votes = []  # [representative sample, count]
     for s in samples:

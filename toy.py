@@ -274,7 +274,7 @@ def evaluate(model, tok, n=200, temperature=0.6, max_new_tokens=256, seed=0):
     Returns {acc, tokens, shortest, ratio, by_difficulty: {k: (acc, tokens, shortest)}, sample: {problem,
     answer, correct, response}}."""
     from data import chat_prompt, encode
-    from reward import grade
+    from grader import grade
     from sample import generate
     probs = problems("test", n, seed)
     prompts = [encode(tok, chat_prompt(tok, p["problem"])) for p in probs]

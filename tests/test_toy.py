@@ -10,7 +10,7 @@ import torch
 from conftest import ROOT
 import toy
 from model import Qwen2
-from reward import extract_boxed
+from grader import extract_boxed
 
 TOY_MODEL = os.path.join(ROOT, "toy-model")
 needs_toy_model = pytest.mark.skipif(not os.path.exists(os.path.join(TOY_MODEL, "config.json")),
