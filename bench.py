@@ -33,7 +33,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-import model as M
+import paged_attention
 from configurator import parse_args, print_config
 from model import KVCache, Qwen2, Qwen2Config
 from sample import generate
@@ -171,11 +171,11 @@ def run_ours(ours, prompts, batch, cfg, continuous, **kw):
 
 def without_triton(fn):
     """Run fn with paged decoding through SDPA (each row's pages gathered per layer), not the Triton kernel."""
-    kernel, M.paged_attention = M.paged_attention, None
+    paged_attention.use_triton = False
     try:
         return fn()
     finally:
-        M.paged_attention = kernel
+        paged_attention.use_triton = True
 
 
 def run_hf(hf, prompts, batch, cfg, cache):
@@ -267,7 +267,7 @@ def bench_sample(cfg, device, dtype):
           f"{targets.sum():,} tokens, mean {targets.mean():.0f}, median {np.median(targets):.0f}, "
           f"{(targets == cfg.max_new_tokens).sum()} at the limit {cfg.max_new_tokens} | "
           f"weights {weight_bytes / 2**20:,.0f} MiB/step | copy bandwidth {bw / 1e9:,.1f} GB/s | decoding: "
-          f"{M.decode_attention(mc, device, dtype)}")
+          f"{paged_attention.decode_path(mc, device, dtype)}")
 
     ours = ForcedLengths(model, cfg.max_new_tokens)
     hf = hf_twin(model, "sdpa") if cfg.hf else None
@@ -277,7 +277,7 @@ def bench_sample(cfg, device, dtype):
                    "lock-step": lambda ps: run_ours(ours, ps, B, cfg, False)}
         if cfg.cuda_graph and cuda:
             methods["cont. graphs"] = lambda ps: run_ours(ours, ps, B, cfg, True, cuda_graph=True)
-        if cuda and M.paged_attention and M.flash_attn_with_kvcache is None:  # the Triton kernel against SDPA
+        if cuda and paged_attention.triton and paged_attention.flash_attn is None:  # the Triton kernel against SDPA
             methods["cont. SDPA gather"] = lambda ps: without_triton(lambda: run_ours(ours, ps, B, cfg, True))
         if cfg.compile:
             methods["cont. compiled" + " + graphs" * cuda] = lambda ps: run_ours(ours, ps, B, cfg, True, compile=True,

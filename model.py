@@ -10,7 +10,6 @@ One forward serves training (packed sequences), scoring (chunked log-probs) and 
     logp = model(idx, targets)                            # log-prob of each target token, (B, T)
 """
 import json
-import math
 import os
 import shutil
 from dataclasses import asdict, dataclass
@@ -19,17 +18,6 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
-
-try:  # FlashAttention 2 is optional (requirements-gpu.txt); SDPA is the fallback everywhere.
-    from flash_attn import flash_attn_func, flash_attn_varlen_func, flash_attn_with_kvcache
-except ImportError:
-    flash_attn_func = flash_attn_varlen_func = flash_attn_with_kvcache = None
-paged_attention = None  # without FlashAttention, paged decoding on CUDA runs a Triton kernel (paged_attention.py)
-if torch.cuda.is_available() or os.environ.get("TRITON_INTERPRET") == "1":  # else it is never used: skip the import
-    try:
-        import paged_attention
-    except ImportError:  # Triton ships with the CUDA builds of PyTorch, not the CPU ones
-        pass
 
 
 @dataclass
@@ -90,76 +78,30 @@ class Qwen2Config:
 
 
 # -----------------------------------------------------------------------------
-# attention: FlashAttention on CUDA when installed, PyTorch SDPA otherwise (and Triton for paged decoding)
+# attention
 
-def _use_flash(q):
-    return flash_attn_func is not None and q.is_cuda and q.dtype in (torch.float16, torch.bfloat16)
-
-
-def decode_attention(cfg, device, dtype):
-    """The kernel that attention() picks to decode from the paged cache, for logs and benchmarks."""
-    q = torch.empty(1, 1, cfg.num_attention_heads, cfg.head_dim, device=device, dtype=dtype)  # one decode step
-    k_cache = torch.empty(1, 1, cfg.num_key_value_heads, cfg.head_dim, device=device, dtype=dtype)
-    if _use_flash(q):
-        return "flash-attn"
-    if paged_attention and paged_attention.supported(q, k_cache):
-        return "Triton paged kernel"
-    return "SDPA, pages gathered per layer"
-
-
-def attention(q, k, v, cu_seqlens=None, max_seqlen=None, k_cache=None, v_cache=None, cache_seqlens=None,
-              block_table=None):
-    """Causal attention, FlashAttention's layout and semantics: q (B, T, H, D), k and v (B, T, Hkv, D).
+def attention(q, k, v, cu_seqlens=None, max_seqlen=None, cache=None):
+    """Causal attention in FlashAttention's layout: q (B, T, H, D), k and v (B, T, Hkv, D) -> (B, T, H, D).
 
     - plain: every row of the batch is one sequence starting at position 0.
     - packed (cu_seqlens, int32 (S+1,), with B = 1): the T tokens are S sequences laid end to end;
       sequence s is tokens cu_seqlens[s]:cu_seqlens[s+1] and attends only within itself.
-    - cached (k_cache, v_cache (B, L, Hkv, D), cache_seqlens int32 (B,)): row b already holds
-      cache_seqlens[b] tokens; k and v are written in place at positions cache_seqlens[b] + t and query t
-      attends to cache positions <= cache_seqlens[b] + t. The caller advances cache_seqlens.
-    - paged (block_table int32 (B, n), k_cache, v_cache (blocks, block_size, Hkv, D)): as cached, but
-      position p of row b lives in block block_table[b, p // block_size] at offset p % block_size.
-    Returns (B, T, H, D).
+    - cached (cache = (k_cache, v_cache, cache_seqlens, block_table)): the new tokens continue the cached
+      rows; paged_attention.cached_attention writes them into the cache and picks the kernel.
+    FlashAttention when it is installed and q is a CUDA half tensor, PyTorch SDPA otherwise.
     """
-    if cache_seqlens is not None:
-        if _use_flash(q):
-            return flash_attn_with_kvcache(q, k_cache, v_cache, k=k, v=v, cache_seqlens=cache_seqlens,
-                                           block_table=block_table, causal=True)
-        B, T = q.shape[:2]
-        pos = cache_seqlens[:, None].long() + torch.arange(T, device=q.device)  # (B, T)
-        rows = torch.arange(B, device=q.device)[:, None]
-        if block_table is not None:
-            bs = k_cache.shape[1]
-            blocks = block_table[rows, pos // bs]  # (B, T)
-            k_cache[blocks, pos % bs] = k
-            v_cache[blocks, pos % bs] = v
-            if paged_attention and paged_attention.supported(q, k_cache):  # reads the pages in place
-                y = paged_attention.paged_decode(q, k_cache, v_cache, cache_seqlens, block_table)
-                if y is not None:
-                    return y
-            # SDPA has no paging: gather each row's pages into a copy padded to the longest row
-            k_cache, v_cache = k_cache[block_table].flatten(1, 2), v_cache[block_table].flatten(1, 2)  # (B, n*bs, Hkv, D)
-        else:
-            k_cache[rows, pos] = k  # index_put, no torch.cat: the cache is preallocated
-            v_cache[rows, pos] = v
-        # An explicit mask: SDPA's is_causal is top-left aligned when queries are fewer than keys. With a mask
-        # no fused CUDA kernel takes GQA (enable_gqa would fall back to the math kernel, which copies K and V
-        # per query head in fp32), so each KV head's G query heads become G x T queries of one head instead.
-        H, Hkv = q.shape[2], k_cache.shape[2]
-        G = H // Hkv
-        mask = torch.arange(k_cache.shape[1], device=q.device) <= pos[:, :, None]  # (B, T, L)
-        q = q.view(B, T, Hkv, G, -1).permute(0, 2, 3, 1, 4).reshape(B, Hkv, G * T, -1)  # rows g * T + t
-        y = F.scaled_dot_product_attention(q, k_cache.transpose(1, 2), v_cache.transpose(1, 2),
-                                           attn_mask=mask.repeat(1, G, 1)[:, None])  # (B, Hkv, G * T, D)
-        return y.view(B, Hkv, G, T, -1).permute(0, 3, 1, 2, 4).reshape(B, T, H, -1)
+    import paged_attention  # the optional kernels (flash-attn, Triton): imported on first use, not with us
+    if cache is not None:
+        return paged_attention.cached_attention(q, k, v, *cache)
+    flash = paged_attention.flash_attn if paged_attention.use_flash(q) else None
     if cu_seqlens is not None:
-        if _use_flash(q):
-            return flash_attn_varlen_func(q[0], k[0], v[0], cu_seqlens, cu_seqlens, max_seqlen, max_seqlen,
-                                          causal=True)[None]
-        bounds = cu_seqlens.tolist()
+        if flash:
+            return flash.flash_attn_varlen_func(q[0], k[0], v[0], cu_seqlens, cu_seqlens, max_seqlen, max_seqlen,
+                                                causal=True)[None]
+        bounds = cu_seqlens.tolist()  # SDPA has no packed layout: one call per sequence
         return torch.cat([attention(q[:, a:b], k[:, a:b], v[:, a:b]) for a, b in zip(bounds, bounds[1:])], 1)
-    if _use_flash(q):
-        return flash_attn_func(q, k, v, causal=True)
+    if flash:
+        return flash.flash_attn_func(q, k, v, causal=True)
     y = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
                                        is_causal=True, enable_gqa=True)
     return y.transpose(1, 2)
@@ -311,8 +253,7 @@ class Qwen2(nn.Module):
             kw = dict(cu_seqlens=cu_seqlens, max_seqlen=int(cu_seqlens.diff().max()))
         for i, layer in enumerate(self.model.layers):
             if cache is not None:
-                kw = dict(k_cache=cache.k[i], v_cache=cache.v[i], cache_seqlens=cache.seqlens,
-                          block_table=cache.block_table)
+                kw = dict(cache=(cache.k[i], cache.v[i], cache.seqlens, cache.block_table))
             if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
                 x = checkpoint(layer, x, cos, sin, use_reentrant=False, **kw)
             else:

@@ -1,74 +1,160 @@
 """
-Paged decode attention in Triton, for CUDA machines without FlashAttention.
+Attention of new tokens over a KV cache, and the optional kernels that make it fast. model.attention()
+hands every cached call here (prefill into a contiguous cache, decoding from the paged one), and takes
+FlashAttention from here when it is installed. Which kernel runs:
 
-Without it, model.attention would gather every row's pages into a padded (B, longest row, Hkv, D) copy
-per layer and step: three passes over the keys and values instead of one, padded to the longest row,
-and a transient that grows with rows x longest row (GBs per layer at 32k-token rollouts). This kernel
+    flash-attn's kvcache kernel   CUDA, fp16/bf16, flash-attn installed (requirements-gpu.txt); not under
+                                  torch.compile, which cannot trace the extension: compiled steps take
+                                  the next line
+    our Triton kernel (below)     CUDA (or TRITON_INTERPRET=1 on the CPU), paged, one new token per row
+    SDPA                          everywhere else: each row's pages gathered into a padded copy, then
+                                  masked attention (and the fallback if the Triton kernel cannot compile)
+
+The Triton kernel exists because without it SDPA gathers every row's pages into a padded (B, longest row,
+Hkv, D) copy per layer and step: three passes over the keys and values instead of one, padded to the
+longest row, and a transient that grows with rows x longest row (GBs per layer at 32k-token rollouts). It
 reads each row's pages in place, once: one program per (row, KV head, split of the row's pages), each
-keeping its G query heads' online softmax over blocks of BLOCK_N positions ("flash decoding"). Splits are a
-few pages long, so that the longest row does not set the step time, and more numerous when there are too
-few rows to fill the GPU; they are merged by their log-sum-exp in PyTorch.
-
-Triton ships with the CUDA builds of PyTorch. With TRITON_INTERPRET=1 the same kernel runs on the CPU
-(slowly, in numpy), which is how the tests check it on machines without a GPU.
+keeping its G query heads' online softmax over blocks of BLOCK_N positions ("flash decoding"). Splits are
+a few pages long, so that the longest row does not set the step time, and more numerous when there are too
+few rows to fill the GPU; they are merged by their log-sum-exp in PyTorch. Triton ships with the CUDA
+builds of PyTorch; with TRITON_INTERPRET=1 the same kernel runs on the CPU (slowly, in numpy), which is how
+the tests check it on machines without a GPU.
 """
 import contextlib
 import os
 import warnings
 
 import torch
-import triton
-import triton.language as tl
+import torch.nn.functional as F
 
 INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
+try:  # optional, CUDA only
+    import flash_attn
+except ImportError:
+    flash_attn = None
+triton = None
+if torch.cuda.is_available() or INTERPRET:  # the kernel cannot run anywhere else: skip the import (~0.3 s)
+    try:
+        import triton
+        import triton.language as tl
+    except ImportError:  # Triton ships with the CUDA builds of PyTorch, not the CPU ones
+        pass
+use_triton = True  # False: decode through SDPA even where the kernel runs (bench.py's A/B)
 
 
-@triton.jit(do_not_specialize=["stride_tb", "pages_per_split"])  # these vary per call: no recompiles
-def _decode_kernel(Q, K, V, Table, Seqlens, O, M, L, stride_qb, stride_qh, stride_kblk, stride_kpos, stride_kh,
-                   stride_tb, scale, pages_per_split, G: tl.constexpr, GP: tl.constexpr, D: tl.constexpr,
-                   BS: tl.constexpr, BLOCK_N: tl.constexpr, PRECISION: tl.constexpr):
-    b, h, s = tl.program_id(0), tl.program_id(1), tl.program_id(2)
-    n_split = tl.num_programs(2)
-    n_keys = tl.load(Seqlens + b) + 1  # the new token was written at position seqlens[b]
-    start = s * pages_per_split * BS
-    end = tl.minimum(start + pages_per_split * BS, n_keys)
-    g, d = tl.arange(0, GP), tl.arange(0, D)
-    q = tl.load(Q + b * stride_qb + (h * G + g)[:, None] * stride_qh + d[None, :], mask=(g < G)[:, None], other=0.0)
-    m_i = tl.full([GP], float("-inf"), tl.float32)  # running max, sum of exp and weighted values
-    l_i = tl.zeros([GP], tl.float32)
-    acc = tl.zeros([GP, D], tl.float32)
-    for n0 in range(start, end, BLOCK_N):
-        pos = n0 + tl.arange(0, BLOCK_N)
-        ok = pos < end
-        if BS % BLOCK_N == 0:  # the block lies in one page (splits start on page boundaries): one index
-            page = tl.load(Table + b * stride_tb + n0 // BS).to(tl.int64)
-        else:
-            page = tl.load(Table + b * stride_tb + pos // BS, mask=ok, other=0).to(tl.int64)
-        off = page * stride_kblk + (pos % BS) * stride_kpos + h * stride_kh  # (BLOCK_N,)
-        k = tl.load(K + off[:, None] + d[None, :], mask=ok[:, None], other=0.0)  # (BLOCK_N, D)
-        v = tl.load(V + off[:, None] + d[None, :], mask=ok[:, None], other=0.0)
-        scores = tl.dot(q, tl.trans(k), input_precision=PRECISION)
-        scores = tl.where(ok[None, :], scores * scale, float("-inf"))  # (GP, BLOCK_N)
-        m_new = tl.maximum(m_i, tl.max(scores, 1))
-        p = tl.exp(scores - m_new[:, None])
-        alpha = tl.exp(m_i - m_new)
-        l_i = l_i * alpha + tl.sum(p, 1)
-        acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v, input_precision=PRECISION)
-        m_i = m_new
-    row = (b * tl.num_programs(1) + h) * n_split + s  # partial results (B, Hkv, splits, G[, D])
-    tl.store(O + (row * G + g)[:, None] * D + d[None, :], acc, mask=(g < G)[:, None])
-    tl.store(M + row * G + g, m_i, mask=g < G)
-    tl.store(L + row * G + g, l_i, mask=g < G)
+def use_flash(q):
+    return flash_attn is not None and q.is_cuda and q.dtype in (torch.float16, torch.bfloat16)
+
+
+def cached_attention(q, k, v, k_cache, v_cache, cache_seqlens, block_table=None):
+    """Write k and v into the cache, then attend: q (B, T, H, D), k and v (B, T, Hkv, D) -> (B, T, H, D).
+
+    Row b already holds cache_seqlens[b] (int32 (B,)) positions; its new keys and values go to positions
+    cache_seqlens[b] + t, and query t attends to positions <= cache_seqlens[b] + t. The caller advances
+    cache_seqlens. Contiguous: k_cache, v_cache (B, L, Hkv, D). Paged (block_table int32 (B, n)): k_cache,
+    v_cache (blocks, block_size, Hkv, D), and position p of row b lives in block block_table[b, p //
+    block_size] at offset p % block_size.
+    """
+    if use_flash(q) and not torch.compiler.is_compiling():
+        return flash_attn.flash_attn_with_kvcache(q, k_cache, v_cache, k=k, v=v, cache_seqlens=cache_seqlens,
+                                                  block_table=block_table, causal=True)
+    B, T = q.shape[:2]
+    pos = cache_seqlens[:, None].long() + torch.arange(T, device=q.device)  # (B, T)
+    rows = torch.arange(B, device=q.device)[:, None]
+    if block_table is None:
+        k_cache[rows, pos] = k  # index_put, no torch.cat: the cache is preallocated
+        v_cache[rows, pos] = v
+        return _sdpa(q, k_cache, v_cache, pos)
+    bs = k_cache.shape[1]
+    blocks = block_table[rows, pos // bs]  # (B, T)
+    k_cache[blocks, pos % bs] = k
+    v_cache[blocks, pos % bs] = v
+    if supported(q, k_cache):  # reads the pages in place
+        y = paged_decode(q, k_cache, v_cache, cache_seqlens, block_table)
+        if y is not None:
+            return y
+    # SDPA has no paging: gather each row's pages into a copy padded to the longest row, (B, n * bs, Hkv, D)
+    return _sdpa(q, k_cache[block_table].flatten(1, 2), v_cache[block_table].flatten(1, 2), pos)
+
+
+def _sdpa(q, k_cache, v_cache, pos):
+    """Query t of row b (at position pos[b, t]) attends to cache positions <= pos[b, t]. An explicit mask:
+    SDPA's is_causal is top-left aligned when queries are fewer than keys. With a mask no fused CUDA kernel
+    takes GQA (enable_gqa would fall back to the math kernel, which copies K and V per query head in fp32),
+    so each KV head's G query heads become G x T queries of one head instead."""
+    B, T, H, _ = q.shape
+    Hkv = k_cache.shape[2]
+    G = H // Hkv
+    mask = torch.arange(k_cache.shape[1], device=q.device) <= pos[:, :, None]  # (B, T, L)
+    q = q.view(B, T, Hkv, G, -1).permute(0, 2, 3, 1, 4).reshape(B, Hkv, G * T, -1)  # rows g * T + t
+    y = F.scaled_dot_product_attention(q, k_cache.transpose(1, 2), v_cache.transpose(1, 2),
+                                       attn_mask=mask.repeat(1, G, 1)[:, None])  # (B, Hkv, G * T, D)
+    return y.view(B, Hkv, G, T, -1).permute(0, 3, 1, 2, 4).reshape(B, T, H, -1)
+
+
+def decode_path(cfg, device, dtype):
+    """The kernel that decodes from the paged cache for this model, device and dtype: for logs and benches."""
+    q = torch.empty(1, 1, cfg.num_attention_heads, cfg.head_dim, device=device, dtype=dtype)  # one decode step
+    k_cache = torch.empty(1, 1, cfg.num_key_value_heads, cfg.head_dim, device=device, dtype=dtype)
+    if use_flash(q):
+        return "flash-attn"
+    if supported(q, k_cache):
+        return "Triton paged kernel"
+    return "SDPA, pages gathered per layer"
+
+
+# -----------------------------------------------------------------------------
+# the Triton kernel
+
+if triton is not None:
+    @triton.jit(do_not_specialize=["stride_tb", "pages_per_split"])  # these vary per call: no recompiles
+    def _decode_kernel(Q, K, V, Table, Seqlens, O, M, L, stride_qb, stride_qh, stride_kblk, stride_kpos,
+                       stride_kh, stride_tb, scale, pages_per_split, G: tl.constexpr, GP: tl.constexpr,
+                       D: tl.constexpr, BS: tl.constexpr, BLOCK_N: tl.constexpr, PRECISION: tl.constexpr):
+        b, h, s = tl.program_id(0), tl.program_id(1), tl.program_id(2)
+        n_split = tl.num_programs(2)
+        n_keys = tl.load(Seqlens + b) + 1  # the new token was written at position seqlens[b]
+        start = s * pages_per_split * BS
+        end = tl.minimum(start + pages_per_split * BS, n_keys)
+        g, d = tl.arange(0, GP), tl.arange(0, D)
+        q = tl.load(Q + b * stride_qb + (h * G + g)[:, None] * stride_qh + d[None, :], mask=(g < G)[:, None],
+                    other=0.0)
+        m_i = tl.full([GP], float("-inf"), tl.float32)  # running max, sum of exp and weighted values
+        l_i = tl.zeros([GP], tl.float32)
+        acc = tl.zeros([GP, D], tl.float32)
+        for n0 in range(start, end, BLOCK_N):
+            pos = n0 + tl.arange(0, BLOCK_N)
+            ok = pos < end
+            if BS % BLOCK_N == 0:  # the block lies in one page (splits start on page boundaries): one index
+                page = tl.load(Table + b * stride_tb + n0 // BS).to(tl.int64)
+            else:
+                page = tl.load(Table + b * stride_tb + pos // BS, mask=ok, other=0).to(tl.int64)
+            off = page * stride_kblk + (pos % BS) * stride_kpos + h * stride_kh  # (BLOCK_N,)
+            k = tl.load(K + off[:, None] + d[None, :], mask=ok[:, None], other=0.0)  # (BLOCK_N, D)
+            v = tl.load(V + off[:, None] + d[None, :], mask=ok[:, None], other=0.0)
+            scores = tl.dot(q, tl.trans(k), input_precision=PRECISION)
+            scores = tl.where(ok[None, :], scores * scale, float("-inf"))  # (GP, BLOCK_N)
+            m_new = tl.maximum(m_i, tl.max(scores, 1))
+            p = tl.exp(scores - m_new[:, None])
+            alpha = tl.exp(m_i - m_new)
+            l_i = l_i * alpha + tl.sum(p, 1)
+            acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v, input_precision=PRECISION)
+            m_i = m_new
+        row = (b * tl.num_programs(1) + h) * n_split + s  # partial results (B, Hkv, splits, G[, D])
+        tl.store(O + (row * G + g)[:, None] * D + d[None, :], acc, mask=(g < G)[:, None])
+        tl.store(M + row * G + g, m_i, mask=g < G)
+        tl.store(L + row * G + g, l_i, mask=g < G)
 
 
 _sm_count, _launched, _broken = {}, set(), []
 
 
 def supported(q, k_cache):
-    """Whether paged_decode takes these tensors: one query per row, a head size tl.dot and tl.arange take."""
+    """Whether paged_decode takes these tensors: Triton here and the kernel not broken, one query per row,
+    a head size that tl.dot and tl.arange take."""
     D, G = q.shape[-1], q.shape[2] // k_cache.shape[2]
-    return (not _broken and (q.is_cuda or INTERPRET) and q.shape[1] == 1 and D in (16, 32, 64, 128, 256) and G <= 64
-            and q.dtype == k_cache.dtype)
+    return (triton is not None and use_triton and not _broken and (q.is_cuda or INTERPRET) and q.shape[1] == 1
+            and D in (16, 32, 64, 128, 256) and G <= 64 and q.dtype == k_cache.dtype)
 
 
 def paged_decode(q, k_cache, v_cache, cache_seqlens, block_table, block_n=64, max_pages_per_split=8):

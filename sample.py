@@ -1,15 +1,22 @@
 """
 KV-cached batched sampling of many variable-length responses at once, with continuous batching.
 
-A fixed number of decode slots share one preallocated KV cache. Each prompt is prefilled once; a
-sample starts by copying its prompt's keys and values into a free slot, and when a row ends (EOS or
-the length limit) the next waiting sample takes its slot, so no slot decodes padding while work is
-waiting. Randomness is counter-based, keyed by (seed, sample id, step): a sample draws the same
-numbers whatever slot, batch or rank it runs in. The decode step works in place and never syncs with the
-host, so on a GPU it replays as a CUDA graph (cuda_graph=True).
+A fixed number of rows are decoded together over one paged KV cache. Each prompt is prefilled once; a
+sample starts by copying its prompt's keys and values into a free row's pages, and when a row ends (EOS or
+the length limit) the next waiting sample takes it, so no row decodes padding while work is waiting.
+Randomness is counter-based, keyed by (seed, sample id, step): a sample draws the same numbers whatever
+row, batch or rank it runs in. The decode step works in place and never syncs with the host, so on a GPU
+it replays as a CUDA graph (cuda_graph=True). The engine, in named parts:
+
+    PagePool     the KV cache's pages and their free list; a row owns pages as it grows
+    Rows         the rows decoded together: device tensors for the step, a host mirror for the scheduler
+    Scheduler    harvest finished rows, make room (evict the youngest sample), admit waiting samples
+    DecodeStep   one in-place decode step of every row: forward, sample, append, retire
+    GraphRunner  the decode step captured as CUDA graphs, one per (rows, table width)
 
     python sample.py --model deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B --prompt "What is 7 * 6?"
-    python sample.py --model toy-model --prompt "What is 3 + 4 + 5?" --n 4 --temperature 0.6   # CPU, seconds
+    python sample.py --model toy-model --prompt "What is 3 + 4 + 8?"      # CPU, seconds
+    python sample.py --model DIR --instruction "" --prompt "Hello"        # the message as is
 """
 import sys
 import time
@@ -24,9 +31,355 @@ from model import KVCache
 @dataclass
 class Completion:
     tokens: list  # generated ids, ending with EOS when it stopped on EOS
-    logprobs: list  # log-prob of each token under the distribution it was sampled from
+    logprobs: list  # log-prob of each token under the distribution it was sampled from (train.py compares
+    #                 them with the trainer's own: the sampler/trainer mismatch)
     finished: bool  # stopped on EOS (False: hit max_new_tokens)
 
+
+@dataclass
+class Tuning:
+    """Engine knobs that change speed, never results (bench.py and the tests turn them)."""
+    block_size: int = 0  # positions per KV page; 0 = 256 on CUDA (flash-attn's unit), 16 on CPU
+    sync_every: int = 0  # decode steps between the host's checks for finished rows; 0 = 8 on CUDA, 1 on CPU
+    prefill_batch: int = 16  # prompts per prefill forward
+    continuous: bool = True  # False: the lock-step baseline, where a batch decodes until its longest row ends
+    compile: bool = False  # the decode step through torch.compile(fullgraph=True): proof that it never syncs
+
+
+def check_context(config, prompt_tokens, max_new_tokens):
+    """Refuse a prompt + response that the model's positions cannot hold (ValueError naming the fix)."""
+    if prompt_tokens + max_new_tokens > config.max_position_embeddings:
+        raise ValueError(f"a prompt of {prompt_tokens} tokens + max_new_tokens {max_new_tokens} exceeds the "
+                         f"model's {config.max_position_embeddings} positions (max_position_embeddings): "
+                         "shorten one of them")
+
+
+def kv_budget(config, dtype, device, other_bytes, memory_fraction=0.9):
+    """Tokens of KV cache for generate on a GPU: memory_fraction of its memory, less other_bytes (what the
+    process holds besides the cache: weights, gradients, optimizer state); the rest is for the activations
+    and the allocator's slack. Arithmetic, not a reading of free memory, so every rank of a job (and every
+    call) decides alike. None on the CPU, where generate sizes the cache for every row to finish."""
+    if device.type != "cuda":
+        return None
+    total = torch.cuda.get_device_properties(device).total_memory
+    return int((memory_fraction * total - other_bytes) // KVCache.bytes_per_token(config, dtype))
+
+
+@torch.no_grad()
+def generate(model, prompts, *, n=1, max_new_tokens, eos_token_id, temperature=1.0, top_p=1.0, seed=0,
+             sample_offset=0, slots=None, kv_tokens=None, cuda_graph=False, stats=None, progress=False,
+             **tuning):
+    """Sample n completions for each prompt (lists of token ids, any lengths).
+
+    Returns len(prompts) * n Completions grouped by prompt: prompt i's samples at i*n .. i*n+n-1.
+    temperature 0 is greedy (its logprobs are then those of softmax(logits)). Sample j (global id
+    sample_offset + j) draws its randomness from (seed, sample id, step) only.
+    slots: rows decoded together (default all samples, at most 256). kv_tokens: the KV cache's size in
+    tokens, shared by all rows in pages (default, and at most: room for every row to reach the length
+    limit); when it runs out, the youngest sample is evicted and later regenerated, identically.
+    cuda_graph: replay each decode step as a captured CUDA graph. stats: a dict that receives
+    decode_steps, graphs (captured) and capture_seconds. progress: a bar on stderr when it is a terminal.
+    tuning: the fields of Tuning.
+    """
+    cfg, device, dtype = model.config, model.lm_head.weight.device, model.lm_head.weight.dtype
+    opt = Tuning(**tuning)
+    if not prompts or any(len(p) == 0 for p in prompts):
+        raise ValueError("generate needs at least one prompt, and every prompt at least one token")
+    longest = max(len(p) for p in prompts)
+    check_context(cfg, longest, max_new_tokens)
+    if not 0 < top_p <= 1 or temperature < 0:
+        raise ValueError(f"need 0 < top_p <= 1 and temperature >= 0, got top_p={top_p}, temperature={temperature}")
+    if cuda_graph and device.type != "cuda":
+        raise ValueError(f"cuda_graph=True needs the model on a CUDA device, not {device}")
+    N = len(prompts) * n
+    S = min(N, slots or 256)
+    ahead = opt.sync_every or (8 if device.type == "cuda" else 1)  # decode steps between host checks
+    bs = opt.block_size or (256 if device.type == "cuda" else 16)  # flash-attn pages are multiples of 256
+    max_blocks = -(-(longest + max_new_tokens) // bs)  # pages one sample may need
+    n_blocks = min(-(-(kv_tokens or S * max_blocks * bs) // bs), S * max_blocks)  # more would go unused
+    if n_blocks < max_blocks:
+        raise ValueError(f"kv_tokens {kv_tokens} cannot hold one sample of {longest + max_new_tokens} positions: "
+                         "raise kv_tokens or lower max_new_tokens")
+    model.eval()
+
+    pool = PagePool(cfg, n_blocks, bs, max_blocks, device, dtype)
+    rows = Rows(S, N, max_blocks, pool, device)
+    step = DecodeStep(model, rows, N, max_new_tokens, eos_token_id, temperature, top_p, seed, sample_offset,
+                      opt.compile)
+    runner = GraphRunner(step, max_blocks, device) if cuda_graph else None
+    sched = Scheduler(pool, rows, step, prefill(model, prompts, bs, opt.prefill_batch), prompts, n, ahead)
+    progress = progress and sys.stderr.isatty()  # a live bar on a terminal; in a log every frame would stay
+    t0, t_shown, done, decode_steps = time.time(), 0.0, 0, 0
+    while True:
+        # Sync point: harvest finished rows, make room for the next steps, give free rows to waiting samples.
+        alive = rows.active.tolist()
+        done += sched.harvest(alive)
+        sched.make_room()
+        if opt.continuous or not any(alive):
+            sched.admit()
+        if progress and (time.time() - t_shown > 0.5 or done == N):
+            _progress(done, N, int(step.lengths.sum()), time.time() - t0)
+            t_shown = time.time()
+        live = rows.live()
+        if not live:
+            break
+        if opt.continuous and not sched.pending and len(live) <= len(rows) // 2:
+            rows.keep(live)  # the tail: stop decoding idle rows (new row tensors: old graphs are stale)
+            if runner:
+                runner.reset()
+        for _ in range(ahead):
+            nb = -(-min(max_blocks * bs, max(rows.host_len) + 1) // bs)  # pages the longest row needs
+            (runner or step)(nb)
+            rows.host_len = [min(h + 1, max_blocks * bs - 1) for h in rows.host_len]
+            decode_steps += 1
+    if progress:
+        print(file=sys.stderr)
+    if stats is not None:
+        stats.update(decode_steps=decode_steps, graphs=runner.captured if runner else 0,
+                     capture_seconds=runner.capture_seconds if runner else 0.0)
+    return step.completions()
+
+
+def prefill(model, prompts, bs, batch_size):
+    """Keys and values of every prompt but its last token, (layers, prompts, L, Hkv, D) with L a multiple
+    of bs; the last token is fed by a sample's first decode step, which then produces its first token."""
+    cfg, device, dtype = model.config, model.lm_head.weight.device, model.lm_head.weight.dtype
+    longest = max(len(p) for p in prompts)
+    P = KVCache.empty(cfg, len(prompts), -(-max(longest - 1, 1) // bs) * bs, device, dtype)
+    for a in range(0, len(prompts), batch_size):
+        batch = [p[:-1] for p in prompts[a:a + batch_size]]
+        T = max(len(p) for p in batch)
+        if T == 0:
+            continue
+        # Right padding is safe: a pad writes cache positions past the prompt, which are never attended.
+        idx = torch.tensor([p + [0] * (T - len(p)) for p in batch], device=device)
+        b = slice(a, a + len(batch))
+        model(idx, cache=KVCache(P.k[:, b], P.v[:, b], P.seqlens[b]), last_only=True)
+    return P
+
+
+class PagePool:
+    """The paged KV cache: k and v (layers, blocks, block_size, Hkv, D) and the free list. Block 0 is
+    scratch: idle rows write there and unused block-table entries point at it. Pages are handed to a row as
+    it grows and come back when its sample ends or is evicted."""
+
+    def __init__(self, cfg, n_blocks, block_size, max_blocks, device, dtype):
+        self.kv = KVCache.empty(cfg, n_blocks + 1, block_size, device, dtype)
+        self.bs, self.max_blocks = block_size, max_blocks
+        self.free = list(range(n_blocks, 0, -1))
+
+    def blocks_for(self, n_tokens):
+        return min(self.max_blocks, -(-n_tokens // self.bs))
+
+    def grow(self, rows, s, n_tokens):
+        """Give row s pages for n_tokens positions; False when the pool runs dry (it keeps what it got)."""
+        owned = rows.blocks[s]
+        while len(owned) < self.blocks_for(n_tokens):
+            if not self.free:
+                return False
+            owned.append(self.free.pop())
+            rows.cache.block_table[s, len(owned) - 1] = owned[-1]
+        return True
+
+    def release(self, rows, s):
+        self.free.extend(rows.blocks[s])
+        rows.clear(s)
+
+
+class Rows:
+    """The S rows decoded together. On the device, what the decode step reads and writes in place: each
+    row's cache view (seqlens (S,), block_table (S, max_blocks)), its next input token, whether it is active
+    and the sample it holds (N: none). On the host, a mirror (sample, length, pages) that the scheduler
+    reads without a sync."""
+
+    def __init__(self, S, N, max_blocks, pool, device):
+        self.cache = KVCache(pool.kv.k, pool.kv.v, torch.zeros(S, dtype=torch.int32, device=device),
+                             torch.zeros(S, max_blocks, dtype=torch.int32, device=device))
+        self.token = torch.zeros(S, dtype=torch.long, device=device)
+        self.active = torch.zeros(S, dtype=torch.bool, device=device)
+        self.sample = torch.full((S,), N, dtype=torch.long, device=device)
+        self.host_sample, self.host_len, self.blocks = [None] * S, [0] * S, [[] for _ in range(S)]
+
+    def __len__(self):
+        return len(self.host_sample)
+
+    def live(self):
+        return [s for s in range(len(self)) if self.host_sample[s] is not None]
+
+    def clear(self, s):
+        self.host_sample[s], self.host_len[s], self.blocks[s] = None, 0, []
+        self.cache.block_table[s], self.cache.seqlens[s], self.active[s] = 0, 0, False
+
+    def keep(self, live):
+        """Keep only the rows `live` (new, smaller tensors)."""
+        idx = torch.tensor(live, device=self.token.device)
+        self.cache = KVCache(self.cache.k, self.cache.v, self.cache.seqlens[idx], self.cache.block_table[idx])
+        self.token, self.active, self.sample = self.token[idx], self.active[idx], self.sample[idx]
+        self.host_sample = [self.host_sample[s] for s in live]
+        self.host_len = [self.host_len[s] for s in live]
+        self.blocks = [self.blocks[s] for s in live]
+
+
+class Scheduler:
+    """Which sample runs in which row. Samples wait in id order; a free row takes the oldest waiting one
+    once the pool has pages for its prompt and the next steps. When the pool runs dry, the youngest running
+    sample is evicted and waits again at the front: its randomness depends on its id and step only, so it
+    is regenerated identically."""
+
+    def __init__(self, pool, rows, step, prefix, prompts, n, ahead):
+        self.pool, self.rows, self.step, self.prefix = pool, rows, step, prefix
+        self.prompts, self.n, self.ahead = prompts, n, ahead
+        self.pending = deque(range(len(prompts) * n))
+
+    def harvest(self, alive):
+        """Free the rows whose sample ended (alive: rows.active read back); returns how many ended."""
+        ended = [s for s in range(len(self.rows)) if self.rows.host_sample[s] is not None and not alive[s]]
+        for s in ended:
+            self.pool.release(self.rows, s)
+        return len(ended)
+
+    def make_room(self):
+        """Pages for every running row's next `ahead` steps, oldest sample first; evict the youngest when
+        the pool runs dry."""
+        rows = self.rows
+        for s in sorted(range(len(rows)), key=lambda s: -1 if rows.host_sample[s] is None else rows.host_sample[s]):
+            while rows.host_sample[s] is not None and not self.pool.grow(rows, s, rows.host_len[s] + self.ahead):
+                victim = max(rows.live(), key=lambda v: rows.host_sample[v])
+                self.step.restart(rows.host_sample[victim])
+                self.pending.appendleft(rows.host_sample[victim])
+                self.pool.release(rows, victim)
+
+    def admit(self):
+        """Start waiting samples in free rows while the pool has pages for them."""
+        for s in range(len(self.rows)):
+            if self.rows.host_sample[s] is None and self.pending:
+                if not self.start(s, self.pending[0]):
+                    return  # the pool is short: the rest wait for pages to come free
+                self.pending.popleft()
+
+    def start(self, s, j):
+        """Sample j in row s: its prompt's keys and values are copied into fresh pages."""
+        rows, pool, g = self.rows, self.pool, j // self.n
+        L = len(self.prompts[g]) - 1
+        if len(pool.free) < pool.blocks_for(L + self.ahead):
+            return False
+        pool.grow(rows, s, L + self.ahead)
+        nb = -(-L // pool.bs)
+        if nb:
+            blocks = torch.tensor(rows.blocks[s][:nb], device=rows.token.device)
+            pool.kv.k[:, blocks] = self.prefix.k[:, g, :nb * pool.bs].unflatten(1, (nb, pool.bs))
+            pool.kv.v[:, blocks] = self.prefix.v[:, g, :nb * pool.bs].unflatten(1, (nb, pool.bs))
+        rows.cache.seqlens[s], rows.token[s], rows.sample[s], rows.active[s] = L, self.prompts[g][-1], j, True
+        rows.host_sample[s], rows.host_len[s] = j, L
+        return True
+
+
+class DecodeStep:
+    """One decode step of every row, in place only (a CUDA graph replays it on the same memory): feed each
+    row its token, sample the next one from counter-based uniforms, append it to the row's sample, and
+    retire rows that hit EOS or the length limit. Idle rows run too, on scratch, and change nothing.
+    Outputs: tokens and log-probs (N + 1, max_new_tokens), lengths and eos (N + 1,); row N takes the
+    writes of idle rows."""
+
+    def __init__(self, model, rows, N, max_new_tokens, eos_token_id, temperature, top_p, seed, sample_offset,
+                 compile=False):
+        device = rows.token.device
+        self.model, self.rows, self.N, self.max_new = model, rows, N, max_new_tokens
+        self.eos_token_id, self.temperature, self.top_p = eos_token_id, temperature, top_p
+        self.bs = rows.cache.k.shape[2]
+        self.tokens = torch.zeros(N + 1, max_new_tokens, dtype=torch.long, device=device)
+        self.logprobs = torch.zeros(N + 1, max_new_tokens, device=device)
+        self.lengths = torch.zeros(N + 1, dtype=torch.long, device=device)
+        self.eos = torch.zeros(N + 1, dtype=torch.bool, device=device)
+        # Tensors, not Python numbers, for what differs between calls: a compiled step then serves every call.
+        self.seed, self.offset, self.idle = (torch.tensor(x, device=device)
+                                             for x in (seed & 0xFFFFFFFF, sample_offset, N))
+        self.run = torch.compile(self.decode, fullgraph=True) if compile else self.decode
+
+    def __call__(self, nb):
+        self.run(nb)
+
+    def decode(self, nb):
+        """The step, attending over the first nb pages of every row's table."""
+        rows = self.rows
+        was_active = rows.active.clone()
+        logits = self.model(rows.token[:, None], cache=rows.cache.prefix(nb * self.bs))
+        rows.cache.seqlens.sub_((~was_active).int())  # idle rows stay where they are
+        row = torch.where(rows.active, rows.sample, self.idle)
+        at = self.lengths[row]
+        u = _uniform(self.seed, row + self.offset, at)
+        tok, lp = sample_tokens(logits[:, -1], self.temperature, self.top_p, u)
+        self.tokens[row, at.clamp(max=self.max_new - 1)] = tok
+        self.logprobs[row, at.clamp(max=self.max_new - 1)] = lp
+        self.lengths[row] += rows.active.long()
+        hit_eos = rows.active & (tok == self.eos_token_id)
+        self.eos[row] |= hit_eos
+        rows.active.logical_and_(~hit_eos & (self.lengths[row] < self.max_new))
+        rows.token.copy_(tok)
+
+    def restart(self, j):
+        """Forget what sample j generated (it was evicted and will start again)."""
+        self.lengths[j], self.eos[j] = 0, False
+
+    def completions(self):
+        lens, eos, toks, lps = self.lengths.tolist(), self.eos.tolist(), self.tokens.tolist(), self.logprobs.tolist()
+        return [Completion(toks[j][:lens[j]], lps[j][:lens[j]], eos[j]) for j in range(self.N)]
+
+
+class GraphRunner:
+    """The decode step as CUDA graphs: one per (rows, table width), captured the first time that shape is
+    seen and replayed after, so a step costs no Python and no kernel launch per layer. Table widths are
+    rounded up to at most 8 buckets, so that a few graphs serve every step."""
+
+    def __init__(self, step, max_blocks, device):
+        self.step, self.max_blocks, self.device = step, max_blocks, device
+        self.width = -(-max_blocks // 8)
+        self.graphs, self.pool = {}, torch.cuda.graph_pool_handle()
+        self.captured, self.capture_seconds = 0, 0.0
+
+    def reset(self):
+        """The rows' tensors were replaced: the graphs recorded the old ones."""
+        self.graphs.clear()
+        self.pool = torch.cuda.graph_pool_handle()
+
+    def __call__(self, nb):
+        nb = min(self.max_blocks, -(-nb // self.width) * self.width)
+        key = (len(self.step.rows), nb)
+        if key in self.graphs:
+            self.graphs[key].replay()
+            return
+        t = time.time()  # this step runs eagerly (a capture needs a warm-up run), then it is captured
+        self.graphs[key] = self.capture(lambda: self.step(nb))
+        self.captured, self.capture_seconds = self.captured + 1, self.capture_seconds + time.time() - t
+
+    def capture(self, fn):
+        """Run fn once for real on the capture stream (the warm-up a capture needs: cuBLAS sets up its
+        workspace there, outside the graph's memory), then record it into a graph without running it."""
+        side = _capture_stream(self.device)
+        graph = torch.cuda.CUDAGraph()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.device(self.device), torch.cuda.stream(side):
+            fn()
+            torch.cuda.synchronize()
+            graph.capture_begin(pool=self.pool)
+            fn()
+            graph.capture_end()
+        torch.cuda.current_stream().wait_stream(side)
+        return graph
+
+
+_capture_streams = {}
+
+
+def _capture_stream(device):
+    """One side stream per device for all captures: each stream keeps its own cuBLAS workspace."""
+    if device not in _capture_streams:
+        _capture_streams[device] = torch.cuda.Stream(device)
+    return _capture_streams[device]
+
+
+# -----------------------------------------------------------------------------
+# sampling one token per row
 
 def _uniform(seed, sample_ids, steps):
     """One uniform in (0, 1) per row from a counter-based integer hash of (seed, sample id, step); seed is
@@ -62,214 +415,6 @@ def sample_tokens(logits, temperature, top_p, u):
     return tok, lp
 
 
-@torch.no_grad()
-def generate(model, prompts, *, n=1, max_new_tokens, eos_token_id, temperature=1.0, top_p=1.0, seed=0,
-             sample_offset=0, slots=None, kv_tokens=None, block_size=None, sync_every=None, prefill_batch=16,
-             continuous=True, compile=False, cuda_graph=False, stats=None, progress=False):
-    """Sample n completions for each prompt (lists of token ids, any lengths).
-
-    Returns len(prompts) * n Completions grouped by prompt: prompt i's samples at i*n .. i*n+n-1.
-    temperature 0 is greedy (its logprobs are then those of softmax(logits)). Sample j (global id
-    sample_offset + j) draws its randomness from (seed, sample id, step) only.
-    slots: rows decoded together (default all samples, at most 256). kv_tokens: the KV cache's size in
-    tokens, shared by all rows in pages of block_size positions (default, and at most: room for every slot
-    to reach the length limit); when it runs out, the youngest sample is evicted and later regenerated,
-    identically.
-    sync_every: decode steps between the host's checks for finished rows (1 on CPU, 8 on CUDA).
-    continuous=False is the lock-step baseline: a batch of slots runs until all its rows end.
-    compile: the decode step through torch.compile as one graph (fullgraph: it never reads a tensor back to
-    Python, so it also fits a CUDA graph). cuda_graph: replay each decode step as a captured CUDA graph (one
-    per table width and row count): no Python and no kernel launches per layer. stats: a dict that receives
-    decode_steps, graphs (captured) and capture_seconds (their warm-up steps and captures). progress: a bar on
-    stderr when it is a terminal.
-    """
-    cfg, device = model.config, model.lm_head.weight.device
-    progress = progress and sys.stderr.isatty()  # a live bar on a terminal; in a log, every frame would stay
-    dtype = model.lm_head.weight.dtype
-    if not prompts or any(len(p) == 0 for p in prompts):
-        raise ValueError("generate needs at least one prompt, and every prompt at least one token")
-    longest = max(len(p) for p in prompts)
-    if longest + max_new_tokens > cfg.max_position_embeddings:
-        raise ValueError(f"prompt of {longest} tokens + max_new_tokens {max_new_tokens} exceeds the model's "
-                         f"max_position_embeddings {cfg.max_position_embeddings}: shorten one of them")
-    if not 0 < top_p <= 1 or temperature < 0:
-        raise ValueError(f"need 0 < top_p <= 1 and temperature >= 0, got top_p={top_p}, temperature={temperature}")
-    if cuda_graph and device.type != "cuda":
-        raise ValueError(f"cuda_graph=True needs the model on a CUDA device, not {device}")
-    N = len(prompts) * n
-    S = min(N, slots or 256)
-    sync_every = sync_every or (8 if device.type == "cuda" else 1)
-    bs = block_size or (256 if device.type == "cuda" else 16)  # flash-attn pages are multiples of 256
-    per_sample = -(-(longest + max_new_tokens) // bs)  # blocks one sample may need
-    n_blocks = min(-(-(kv_tokens or S * per_sample * bs) // bs), S * per_sample)  # a budget past that is unusable
-    if n_blocks < per_sample:
-        raise ValueError(f"kv_tokens {kv_tokens} cannot hold one sample of {longest + max_new_tokens} positions: "
-                         "raise kv_tokens or lower max_new_tokens")
-    model.eval()
-
-    # Prefill every prompt but its last token once; the last token is fed by a sample's first decode step,
-    # which then produces that sample's first token.
-    P = KVCache.empty(cfg, len(prompts), -(-max(longest - 1, 1) // bs) * bs, device, dtype)
-    for a in range(0, len(prompts), prefill_batch):
-        batch = [p[:-1] for p in prompts[a:a + prefill_batch]]
-        T = max(len(p) for p in batch)
-        if T == 0:
-            continue
-        # Right padding is safe: a pad writes cache positions past the prompt, which are never attended.
-        idx = torch.tensor([p + [0] * (T - len(p)) for p in batch], device=device)
-        model(idx, cache=KVCache(P.k[:, a:a + len(batch)], P.v[:, a:a + len(batch)], P.seqlens[a:a + len(batch)]),
-              last_only=True)
-
-    # The paged cache: block 0 is scratch, where idle rows write and unused table entries point.
-    pool = KVCache.empty(cfg, n_blocks + 1, bs, device, dtype)  # k, v: (layers, blocks, bs, Hkv, D)
-    cache = KVCache(pool.k, pool.v, torch.zeros(S, dtype=torch.int32, device=device),
-                    torch.zeros(S, per_sample, dtype=torch.int32, device=device))
-    free, owned = list(range(n_blocks, 0, -1)), [[] for _ in range(S)]
-    out_tok = torch.zeros(N + 1, max_new_tokens, dtype=torch.long, device=device)  # row N: writes of idle slots
-    out_lp = torch.zeros(N + 1, max_new_tokens, device=device)
-    out_len = torch.zeros(N + 1, dtype=torch.long, device=device)
-    out_eos = torch.zeros(N + 1, dtype=torch.bool, device=device)
-    slot_sample = torch.full((S,), N, dtype=torch.long, device=device)  # which sample each slot holds
-    cur_tok = torch.zeros(S, dtype=torch.long, device=device)
-    active = torch.zeros(S, dtype=torch.bool, device=device)
-    host_sample, host_len = [None] * S, [0] * S  # the host's view: no sync needed to size the attention
-    pending = deque(range(N))
-    t0, t_shown, done = time.time(), 0.0, 0
-
-    def release(s):
-        free.extend(owned[s])
-        owned[s], host_sample[s], host_len[s] = [], None, 0
-        cache.block_table[s], cache.seqlens[s], active[s] = 0, 0, False
-
-    def grow(s, n_tokens):  # give slot s blocks for n_tokens positions; False when none are left
-        while len(owned[s]) < min(per_sample, -(-n_tokens // bs)):
-            if not free:
-                return False
-            owned[s].append(free.pop())
-            cache.block_table[s, len(owned[s]) - 1] = owned[s][-1]
-        return True
-
-    def fill(s, j):  # start sample j in slot s: its prompt's keys and values go into fresh blocks
-        g = j // n
-        L = len(prompts[g]) - 1
-        if len(free) < min(per_sample, -(-(L + sync_every) // bs)):
-            return False
-        grow(s, L + sync_every)
-        nb = -(-L // bs)
-        if nb:
-            blocks = torch.tensor(owned[s][:nb], device=device)
-            cache.k[:, blocks] = P.k[:, g, :nb * bs].unflatten(1, (nb, bs))
-            cache.v[:, blocks] = P.v[:, g, :nb * bs].unflatten(1, (nb, bs))
-        cache.seqlens[s], cur_tok[s], slot_sample[s], active[s] = L, prompts[g][-1], j, True
-        host_sample[s], host_len[s] = j, L
-        return True
-
-    def step(nb):
-        """One decode step on the state tensors, in place only (a CUDA graph replays it on their memory)."""
-        was_active = active.clone()
-        logits = model(cur_tok[:, None], cache=cache.prefix(nb * bs))
-        cache.seqlens.sub_((~was_active).int())  # idle rows stay where they are
-        row = torch.where(active, slot_sample, idle_row)
-        at = out_len[row]
-        tok, lp = sample_tokens(logits[:, -1], temperature, top_p, _uniform(seed_t, row + offset_t, at))
-        out_tok[row, at.clamp(max=max_new_tokens - 1)] = tok
-        out_lp[row, at.clamp(max=max_new_tokens - 1)] = lp
-        out_len[row] += active.long()
-        hit_eos = active & (tok == eos_token_id)
-        out_eos[row] |= hit_eos
-        active.logical_and_(~hit_eos & (out_len[row] < max_new_tokens))
-        cur_tok.copy_(tok)
-
-    def capture(fn):
-        """Run fn once for real on the capture stream (the warm-up a capture needs: cuBLAS sets up its
-        workspace there, outside the graph's memory), then record it into a graph without running it."""
-        side = _capture_stream(device)
-        graph = torch.cuda.CUDAGraph()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.device(device), torch.cuda.stream(side):
-            fn()
-            torch.cuda.synchronize()
-            graph.capture_begin(pool=graph_pool)
-            fn()
-            graph.capture_end()
-        torch.cuda.current_stream().wait_stream(side)
-        return graph
-
-    # Tensors, not Python numbers, for what differs between calls: a compiled step then serves every call.
-    seed_t, offset_t, idle_row = (torch.tensor(x, device=device) for x in (seed & 0xFFFFFFFF, sample_offset, N))
-    if compile:
-        step = torch.compile(step, fullgraph=True)
-    graphs, decode_steps, n_graphs, capture_s = {}, 0, 0, 0.0  # graphs: (rows, table width) -> a decode step
-    graph_pool = torch.cuda.graph_pool_handle() if cuda_graph else None
-    width = -(-per_sample // 8)
-    while True:
-        # Sync point: harvest finished rows, make room for the next steps, hand free slots to waiting samples.
-        alive = active.tolist()
-        for s in range(S):
-            if host_sample[s] is not None and not alive[s]:
-                release(s)
-                done += 1
-        for s in sorted(range(S), key=lambda s: -1 if host_sample[s] is None else host_sample[s]):
-            while host_sample[s] is not None and not grow(s, host_len[s] + sync_every):
-                victim = max((v for v in range(S) if host_sample[v] is not None), key=lambda v: host_sample[v])
-                out_len[host_sample[victim]], out_eos[host_sample[victim]] = 0, False  # evicted: start again
-                pending.appendleft(host_sample[victim])
-                release(victim)
-        if continuous or not any(alive):
-            for s in range(S):
-                if host_sample[s] is None and pending:
-                    if not fill(s, pending[0]):
-                        break  # the cache is full: the rest wait for blocks to come free
-                    pending.popleft()
-        if progress and (time.time() - t_shown > 0.5 or done == N):
-            _progress(done, N, int(out_len.sum()), time.time() - t0)
-            t_shown = time.time()
-        live = [s for s in range(S) if host_sample[s] is not None]
-        if not live:
-            break
-        if continuous and not pending and len(live) <= S // 2:  # the tail: stop decoding the idle rows
-            keep = torch.tensor(live, device=device)
-            cache = KVCache(cache.k, cache.v, cache.seqlens[keep], cache.block_table[keep])
-            slot_sample, cur_tok, active = slot_sample[keep], cur_tok[keep], active[keep]
-            host_sample, host_len, owned = [host_sample[s] for s in live], [host_len[s] for s in live], \
-                [owned[s] for s in live]
-            S = len(live)  # new state tensors: the graphs of the old ones are stale
-            graphs.clear()
-            graph_pool = torch.cuda.graph_pool_handle() if cuda_graph else None
-        for _ in range(sync_every):
-            nb = -(-min(per_sample * bs, max(host_len) + 1) // bs)  # blocks the longest row needs
-            if cuda_graph:  # a few table widths, so that a few graphs serve every step
-                nb = min(per_sample, -(-nb // width) * width)
-                graph = graphs.get((S, nb))
-                if graph is None:  # run this step eagerly (a capture needs a warm-up), then capture it
-                    t = time.time()
-                    graphs[(S, nb)] = capture(lambda: step(nb))
-                    n_graphs, capture_s = n_graphs + 1, capture_s + time.time() - t
-                else:
-                    graph.replay()
-            else:
-                step(nb)
-            host_len = [min(h + 1, per_sample * bs - 1) for h in host_len]
-            decode_steps += 1
-    if progress:
-        print(file=sys.stderr)
-    if stats is not None:
-        stats.update(decode_steps=decode_steps, graphs=n_graphs, capture_seconds=capture_s)
-    lens, eos = out_len.tolist(), out_eos.tolist()
-    toks, lps = out_tok.tolist(), out_lp.tolist()
-    return [Completion(toks[j][:lens[j]], lps[j][:lens[j]], eos[j]) for j in range(N)]
-
-
-_capture_streams = {}
-
-
-def _capture_stream(device):
-    """One side stream per device for all captures: each stream keeps its own cuBLAS workspace."""
-    if device not in _capture_streams:
-        _capture_streams[device] = torch.cuda.Stream(device)
-    return _capture_streams[device]
-
-
 def _progress(done, total, tokens, seconds):
     bar = "#" * int(30 * done / total)
     print(f"\rsampling [{bar:<30}] {done}/{total} | {tokens:,} tokens | {tokens / max(seconds, 1e-9):,.0f} tok/s",
@@ -293,11 +438,15 @@ def generate_naive(model, prompt, *, max_new_tokens, eos_token_id, temperature=1
     return Completion(ids[len(prompt):], lps, False)
 
 
+# -----------------------------------------------------------------------------
+# command line
+
 @dataclass
 class SampleConfig:
     model: str = "toy-model"  # local Hugging Face folder or hub id
-    prompt: str = "What is 3 + 4 + 5?"  # user message, sent through the tokenizer's chat template
-    math: bool = True  # pose --prompt as train.py and eval.py pose problems (data.INSTRUCTION); false = as is
+    prompt: str = "What is 3 + 4 + 5?"  # the question; instruction + prompt go through the chat template
+    instruction: str = "Please reason step by step, and put your final answer within \\boxed{}. Question: "
+    #                  the paper's (data.INSTRUCTION, as eval.py poses problems); "" sends the prompt as is
     n: int = 4  # samples
     max_new_tokens: int = 256
     temperature: float = 0.6  # 0 = greedy
@@ -311,15 +460,14 @@ def main(argv):
     cfg = parse_args(SampleConfig, argv)
     from transformers import AutoTokenizer
 
-    from data import INSTRUCTION
     from model import Qwen2
     try:
         model = Qwen2.from_pretrained(cfg.model, device=cfg.device or None)
     except (FileNotFoundError, ValueError) as e:
         raise SystemExit(f"error: {e}")
     tok = AutoTokenizer.from_pretrained(model.source)
-    message = INSTRUCTION.format(problem=cfg.prompt) if cfg.math else cfg.prompt
-    text = tok.apply_chat_template([{"role": "user", "content": message}], tokenize=False, add_generation_prompt=True)
+    text = tok.apply_chat_template([{"role": "user", "content": cfg.instruction + cfg.prompt}], tokenize=False,
+                                   add_generation_prompt=True)
     ids = tok.encode(text, add_special_tokens=False)  # the template already holds BOS
     t0 = time.time()
     try:

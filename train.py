@@ -27,7 +27,8 @@ import torch.distributed as dist
 import reward
 from configurator import parse_args, print_config
 from data import encode, load_rows, train_prompt
-from model import KVCache, Qwen2, decode_attention
+from model import KVCache, Qwen2
+from paged_attention import decode_path
 from sample import generate
 
 
@@ -223,7 +224,7 @@ def memory_plan(cfg, mcfg, n_params, world, device, dtype, log):
         f"{copies / GB:.1f} GiB | KV {kv_token / 2**10:.0f} KiB/token"
         + (f" x {kv_tokens:,} tokens = {kv_tokens * kv_token / GB:.1f} GiB of {total / GB:.0f} GiB" if total else "")
         + f" | a sequence is up to {seq_len:,} tokens | micro-batch {cfg.micro_batch_size} seqs / "
-        f"{cfg.micro_batch_tokens or 'any'} tokens | decoding: {decode_attention(mcfg, device, dtype)}")
+        f"{cfg.micro_batch_tokens or 'any'} tokens | decoding: {decode_path(mcfg, device, dtype)}")
     if kv_tokens is not None and kv_tokens < seq_len:
         raise SystemExit(f"error: this configuration does not fit: the model state takes {(state + copies) / GB:.1f} "
                          f"GiB of {total / GB:.0f} GiB, leaving no room to cache one {seq_len:,}-token sequence. Use "

@@ -5,11 +5,13 @@ import math
 import os
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import pytest
 import torch
 
 import model as M
+import paged_attention
 from conftest import ROOT, tiny_config
 from model import KVCache, Qwen2
 from sample import generate
@@ -384,10 +386,11 @@ def install_fake_flash(monkeypatch):
     def counted(name, fn):
         return lambda *a, **kw: calls.__setitem__(name, calls[name] + 1) or fn(*a, **kw)
 
-    monkeypatch.setattr(M, "flash_attn_func", counted("func", ref_flash_attn_func))
-    monkeypatch.setattr(M, "flash_attn_varlen_func", counted("varlen", ref_flash_attn_varlen_func))
-    monkeypatch.setattr(M, "flash_attn_with_kvcache", counted("kvcache", ref_flash_attn_with_kvcache))
-    monkeypatch.setattr(M, "_use_flash", lambda q: True)
+    fake = SimpleNamespace(flash_attn_func=counted("func", ref_flash_attn_func),
+                           flash_attn_varlen_func=counted("varlen", ref_flash_attn_varlen_func),
+                           flash_attn_with_kvcache=counted("kvcache", ref_flash_attn_with_kvcache))
+    monkeypatch.setattr(paged_attention, "flash_attn", fake)
+    monkeypatch.setattr(paged_attention, "use_flash", lambda q: True)
     return calls
 
 
@@ -453,7 +456,7 @@ def test_cached_sdpa_attention_runs_on_a_fused_kernel_not_the_math_fallback(tok,
     """Decoding with a mask and GQA must not need SDPA's math kernel (fp32 K and V copied per query head):
     with the math backend disallowed, a kernel-less call raises."""
     from torch.nn.attention import SDPBackend, sdpa_kernel
-    monkeypatch.setattr(M, "_use_flash", lambda q: False)
+    monkeypatch.setattr(paged_attention, "use_flash", lambda q: False)
     model = tiny_model(tok, seed=3).to("cuda", torch.bfloat16)
     idx = random_ids(len(tok), 2, 9, seed=4).cuda()
     cache = KVCache.empty(model.config, 2, 16, "cuda", torch.bfloat16)
@@ -466,7 +469,7 @@ def test_cached_sdpa_attention_runs_on_a_fused_kernel_not_the_math_fallback(tok,
 
 
 @cuda
-@pytest.mark.skipif(M.flash_attn_func is None, reason="flash-attn not installed")
+@pytest.mark.skipif(paged_attention.flash_attn is None, reason="flash-attn not installed")
 def test_real_flash_attn_equals_sdpa_on_cuda(tok, monkeypatch):
     model = tiny_model(tok, seed=15).to("cuda", torch.bfloat16)
     idx = random_ids(len(tok), 2, 40, seed=2).cuda()
@@ -478,9 +481,9 @@ def test_real_flash_attn_equals_sdpa_on_cuda(tok, monkeypatch):
         gen = generate(model, prompts, n=2, max_new_tokens=12, eos_token_id=-1, temperature=0)
         return model(idx).float(), model(idx[:1], cu_seqlens=cu).float(), [c.tokens for c in gen]
 
-    assert M._use_flash(idx.new_zeros(1, dtype=torch.bfloat16))
+    assert paged_attention.use_flash(idx.new_zeros(1, dtype=torch.bfloat16))
     flash = run()
-    monkeypatch.setattr(M, "_use_flash", lambda q: False)
+    monkeypatch.setattr(paged_attention, "use_flash", lambda q: False)
     sdpa = run()
     for a, b in zip(flash[:2], sdpa[:2]):
         assert (a - b).abs().max() < 0.05 * b.abs().max() + 0.02

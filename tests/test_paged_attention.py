@@ -116,13 +116,12 @@ def test_triton_paged_decode_equals_softmax_attention_over_each_rows_pages(inter
 GENERATE = r"""
 import json, sys, warnings
 import torch
-import model as M
 import paged_attention
 from model import Qwen2
 from sample import generate
 calls = []
 kernel = paged_attention.paged_decode
-M.paged_attention.paged_decode = lambda *a, **k: calls.append(a[0].shape[0]) or kernel(*a, **k)
+paged_attention.paged_decode = lambda *a, **k: calls.append(a[0].shape[0]) or kernel(*a, **k)
 if sys.argv[2] == "broken":  # a Triton that cannot compile the kernel: its launch raises
     class Broken:
         def __getitem__(self, grid):
@@ -135,7 +134,7 @@ with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
     runs = [generate(model, prompts, **kw, **extra) for extra in json.loads(sys.argv[4])]
 print(json.dumps(dict(calls=len(calls), rows=sorted(set(calls)), warnings=[str(w.message) for w in caught],
-                      decoding=M.decode_attention(model.config, torch.device("cpu"), torch.float32),
+                      decoding=paged_attention.decode_path(model.config, torch.device("cpu"), torch.float32),
                       runs=[[(c.tokens, c.logprobs, c.finished) for c in run] for run in runs])))
 """
 EXTRAS = [dict(slots=4, sync_every=3), dict(slots=6, kv_tokens=24, block_size=4, sync_every=2),
@@ -190,7 +189,7 @@ def test_compiled_kernel_on_cuda_equals_attention_at_the_r1_head_shapes(dtype):
 def test_compiled_and_graphed_decode_step_with_the_kernel_inside_equals_eager_on_cuda(model_dir):  # noqa: F811
     """torch.compile traces the kernel launch (a user-defined Triton kernel, no Python fallback there) and a
     CUDA graph replays it: the same tokens and log-probs as eager decoding."""
-    import model as M
+    import paged_attention
     from model import Qwen2
     gpu = Qwen2.from_pretrained(model_dir, device="cuda", dtype=torch.float32).eval()  # bf16 fusions could flip a token
     prompts = prompts_of([4, 1, 9, 6], seed=5)
@@ -200,4 +199,4 @@ def test_compiled_and_graphed_decode_step_with_the_kernel_inside_equals_eager_on
     assert [c.tokens for c in compiled] == [c.tokens for c in eager]
     for a, b in zip(compiled, eager):
         torch.testing.assert_close(torch.tensor(a.logprobs), torch.tensor(b.logprobs), rtol=1e-4, atol=1e-4)
-    assert M.paged_attention and not M.paged_attention._broken  # fp32: flash-attn would not take it either
+    assert paged_attention.triton and not paged_attention._broken  # fp32: flash-attn would not take it either

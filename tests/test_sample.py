@@ -9,7 +9,7 @@ from collections import Counter
 import pytest
 import torch
 
-import model as M
+import paged_attention
 from conftest import ROOT, tiny_config
 from model import Qwen2
 from sample import _uniform, generate, generate_naive, sample_tokens
@@ -230,12 +230,12 @@ def test_cuda_graph_decode_equals_eager_decode(model_dir, dtype):
         assert [c.tokens for c in graphed] == [c.tokens for c in eager], extra
         assert [c.logprobs for c in graphed] == [c.logprobs for c in eager], extra
     assert 0 < sum(c.finished for c in eager) < len(eager)
-    assert not (M.paged_attention and M.paged_attention._broken)  # no silent fallback from the Triton kernel
+    assert not paged_attention._broken  # no silent fallback from the Triton kernel
     if dtype != torch.float32:
         return
     # Long enough for more than 8 blocks: a graph then attends over a table rounded up to its width, so
     # compare greedy tokens exactly and log-probs to fp32 rounding (bf16 could flip a near-tie).
-    bs = 256 if M.flash_attn_with_kvcache is not None else 16  # flash-attn pages are multiples of 256
+    bs = 256 if paged_attention.flash_attn is not None else 16  # flash-attn pages are multiples of 256
     kw = dict(n=2, max_new_tokens=12 * bs, temperature=0, eos_token_id=kw["eos_token_id"], block_size=bs, slots=4)
     eager, graphed = generate(gpu, prompts, **kw), generate(gpu, prompts, cuda_graph=True, **kw)
     assert [c.tokens for c in graphed] == [c.tokens for c in eager]
@@ -342,7 +342,7 @@ def test_sample_py_unknown_option_exits_naming_valid_options(tiny_model_dir):
 
 
 def test_sample_py_bad_limits_and_devices_are_one_line_errors_and_help_lists_the_options(tiny_model_dir):
-    cases = [(["--max_new_tokens", "999999"], "exceeds the model's max_position_embeddings"),
+    cases = [(["--max_new_tokens", "999999"], "exceeds the model's 1024 positions (max_position_embeddings)"),
              (["--temperature", "-1"], "temperature >= 0")]
     if not torch.cuda.is_available():
         cases.append((["--device", "cuda"], "sees no CUDA GPU: load on the CPU (--device cpu"))
