@@ -11,8 +11,10 @@ Hugging Face dataset id (`org/name` or `org/name:split`, with the `datasets` pac
     ids = encode(tok, chat_prompt(tok, rows[0]["problem"]))  # evaluation prompt
     ids = encode(tok, train_prompt(rows[0]["problem"]))      # training prompt
 """
+import hashlib
 import json
 import os
+import random
 import sys
 
 BOS, USER, ASSISTANT = "<｜begin▁of▁sentence｜>", "<｜User｜>", "<｜Assistant｜>"
@@ -87,10 +89,7 @@ def _gold(r):
 
 def _read(spec, split, limit, seed):
     if spec == "toy":
-        import toy
-        if not hasattr(toy, "problems"):
-            raise SystemExit("error: this toy.py has no problems(): the toy benchmark is not available")
-        return toy.problems(split, limit or TOY_PROBLEMS, seed)
+        return toy_problems(split, limit or TOY_PROBLEMS, seed)
     if spec.endswith((".jsonl", ".json", ".parquet")) or os.path.isfile(spec):
         if not os.path.isfile(spec):
             raise SystemExit(f"error: data file {spec!r} does not exist")
@@ -125,3 +124,33 @@ def _read_hub(name, config, split):
         raise SystemExit(f"error: could not load {name!r} split {split!r} ({type(e).__name__}: "
                          f"{str(e).splitlines()[0] if str(e) else ''}); pass a local .jsonl / .parquet file "
                          "with problem and answer fields instead") from None
+
+
+# -----------------------------------------------------------------------------
+# The built-in task's problems: sums of k one-digit numbers (toy.py has their solutions and its base model).
+
+MIN_K, MAX_K = 2, 6   # difficulty = how many numbers are added
+TEST_FRACTION = 0.2   # of all problems, by a hash of the numbers, so the splits never overlap
+
+
+def _split_of(nums):
+    # A hash of the numbers (not Python's hash(), which is salted per process) fixes the split of every
+    # problem once and for all, so train and test are disjoint whatever seeds draw from them.
+    h = int.from_bytes(hashlib.sha256(",".join(map(str, nums)).encode()).digest()[:8], "big")
+    return "test" if h % 1000 < TEST_FRACTION * 1000 else "train"
+
+
+def toy_problems(split, n, seed=0):
+    """n problems of the built-in task (toy.py) from `split` ("train" or "test"), each {problem, answer,
+    difficulty}: sums of k one-digit numbers, k the difficulty, uniform over 2..6; the same for the same
+    seed. A problem may repeat (there are only 81 k = 2 sums)."""
+    assert split in ("train", "test"), split
+    rng = random.Random(f"{split}-{seed}")
+    out = []
+    while len(out) < n:
+        k = rng.randint(MIN_K, MAX_K)
+        nums = [rng.randint(1, 9) for _ in range(k)]
+        if _split_of(nums) == split:
+            out.append({"problem": "What is " + " + ".join(map(str, nums)) + "?",
+                        "answer": str(sum(nums)), "difficulty": k})
+    return out

@@ -9,9 +9,8 @@ train.py (--preset toy), eval.py (--benchmark toy) and the tests.
     python toy.py --out_dir toy-model          # build a base model: CPU, 1 thread, about 4 minutes
     python toy.py --out_dir /tmp/toy --steps 50 --n_eval 20   # a smoke run, under a minute
 
-    problems("test", 200)  ->  [{"problem": "What is 3 + 6 + 2?", "answer": "11", "difficulty": 3}, ...]
+    data.toy_problems("test", 200)  ->  [{"problem": "What is 3 + 6 + 2?", "answer": "11", "difficulty": 3}, ...]
 """
-import hashlib
 import json
 import math
 import os
@@ -23,11 +22,11 @@ from dataclasses import asdict, dataclass, replace
 
 import torch
 
-# The DeepSeek-R1 special tokens, spelled as in the real tokenizer (full-width bars, U+2581 spaces).
-BOS = "<｜begin▁of▁sentence｜>"
+from data import ASSISTANT, BOS, USER, chat_prompt, encode, toy_problems, train_prompt
+
+# The rest of the DeepSeek-R1 special tokens (data.py has BOS, User and Assistant), spelled as in the real
+# tokenizer (full-width bars, U+2581 spaces).
 EOS = "<｜end▁of▁sentence｜>"
-USER = "<｜User｜>"
-ASSISTANT = "<｜Assistant｜>"
 THINK, END_THINK = "<think>", "</think>"
 
 # A trimmed R1 chat template: BOS, user turns, assistant turns closed by EOS, and the later revision's
@@ -76,42 +75,10 @@ def build_tokenizer(texts, vocab_size=512, out_dir=None):
 
 
 # ----------------------------------------------------------------------------------------------------
-# The task: add k one-digit numbers (k = 2..6 is the difficulty) as a chain of running sums.
+# The task: add k one-digit numbers (k = 2..6 is the difficulty; data.toy_problems draws them) as a chain
+# of running sums.
 # The necessary chain has k - 1 steps; the "overthinking" is a re-check line after a step that copies
 # the step again and never changes the answer, so the shortest correct solution is always within reach.
-
-PROMPT = (BOS + USER + "Please reason step by step, and put your final answer within \\boxed{{}}. "
-          "Question: {problem}" + ASSISTANT)
-MIN_K, MAX_K = 2, 6   # difficulty = how many numbers are added
-TEST_FRACTION = 0.2   # of all problems, by a hash of the numbers, so the splits never overlap
-
-
-def prompt_text(problem):
-    """The raw R1 training prompt (not the chat template); tokenise it without adding special tokens."""
-    return PROMPT.format(problem=problem)
-
-
-def _split_of(nums):
-    # A hash of the numbers (not Python's hash(), which is salted per process) fixes the split of every
-    # problem once and for all, so train and test are disjoint whatever seeds draw from them.
-    h = int.from_bytes(hashlib.sha256(",".join(map(str, nums)).encode()).digest()[:8], "big")
-    return "test" if h % 1000 < TEST_FRACTION * 1000 else "train"
-
-
-def problems(split, n, seed=0):
-    """n problems of `split` ("train" or "test"), each {problem, answer, difficulty}; the same for the
-    same seed. Difficulties are uniform over k = 2..6; a problem may repeat (there are only 81 k = 2 sums)."""
-    assert split in ("train", "test"), split
-    rng = random.Random(f"{split}-{seed}")
-    out = []
-    while len(out) < n:
-        k = rng.randint(MIN_K, MAX_K)
-        nums = [rng.randint(1, 9) for _ in range(k)]
-        if _split_of(nums) == split:
-            out.append({"problem": "What is " + " + ".join(map(str, nums)) + "?",
-                        "answer": str(sum(nums)), "difficulty": k})
-    return out
-
 
 def _numbers(problem):
     return [int(x) for x in re.findall(r"\d+", problem)]
@@ -199,11 +166,11 @@ def sft_batches(tok, cfg):
     targets are the next tokens on the response only, -1 (ignored) on the prompt and across sequences.
     Packing instead of padding: the lengths vary 3x with the difficulty and the re-checks."""
     rng = random.Random(f"sft-{cfg.seed}")
-    probs = problems("train", cfg.steps * cfg.batch_size, cfg.seed)
+    probs = toy_problems("train", cfg.steps * cfg.batch_size, cfg.seed)
     for s in range(cfg.steps):
         idx, targets, cu = [], [], [0]
         for p in probs[s * cfg.batch_size:(s + 1) * cfg.batch_size]:
-            prompt = tok.encode(prompt_text(p["problem"]), add_special_tokens=False)
+            prompt = encode(tok, train_prompt(p["problem"]))
             response = tok.encode(solution(p["problem"], rng, cfg.p_check, cfg.p_concise),
                                   add_special_tokens=False) + [tok.eos_token_id]
             seq = prompt + response
@@ -231,8 +198,8 @@ def build_base_model(out_dir, seed=0, **overrides):
 
     # The tokenizer sees training text only; the test problems use the same words and digits.
     rng = random.Random(f"tok-{cfg.seed}")
-    texts = [prompt_text(p["problem"]) + solution(p["problem"], rng, cfg.p_check, cfg.p_concise)
-             for p in problems("train", 2000, cfg.seed)]
+    texts = [train_prompt(p["problem"]) + solution(p["problem"], rng, cfg.p_check, cfg.p_concise)
+             for p in toy_problems("train", 2000, cfg.seed)]
     tok = build_tokenizer(texts, cfg.vocab_size, out_dir)
 
     mcfg = Qwen2Config(vocab_size=len(tok), hidden_size=cfg.hidden_size, intermediate_size=cfg.intermediate_size,
@@ -273,10 +240,9 @@ def evaluate(model, tok, n=200, temperature=0.6, max_new_tokens=256, seed=0):
     so `<think>\n` is already in the prompt), plus the same count for the shortest correct solutions.
     Returns {acc, tokens, shortest, ratio, by_difficulty: {k: (acc, tokens, shortest)}, sample: {problem,
     answer, correct, response}}."""
-    from data import chat_prompt, encode
     from grader import grade
     from sample import generate
-    probs = problems("test", n, seed)
+    probs = toy_problems("test", n, seed)
     prompts = [encode(tok, chat_prompt(tok, p["problem"])) for p in probs]
     outs = generate(model, prompts, max_new_tokens=max_new_tokens, eos_token_id=tok.eos_token_id,
                     temperature=temperature, seed=seed)

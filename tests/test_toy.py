@@ -9,8 +9,10 @@ import torch
 
 from conftest import ROOT
 import toy
-from model import Qwen2
+import data
+from data import toy_problems, train_prompt
 from grader import extract_boxed
+from model import Qwen2
 
 TOY_MODEL = os.path.join(ROOT, "toy-model")
 needs_toy_model = pytest.mark.skipif(not os.path.exists(os.path.join(TOY_MODEL, "config.json")),
@@ -19,22 +21,22 @@ needs_toy_model = pytest.mark.skipif(not os.path.exists(os.path.join(TOY_MODEL, 
 
 def _texts(n, seed=0):
     rng = random.Random(seed)
-    return [toy.prompt_text(p["problem"]) + toy.solution(p["problem"], rng) for p in toy.problems("train", n, seed)]
+    return [train_prompt(p["problem"]) + toy.solution(p["problem"], rng) for p in toy_problems("train", n, seed)]
 
 
 def test_splits_are_deterministic_and_never_share_a_problem():
-    a = toy.problems("train", 500, seed=0)
-    assert a == toy.problems("train", 500, seed=0)
-    assert a != toy.problems("train", 500, seed=1)
-    train = {p["problem"] for s in range(3) for p in toy.problems("train", 3000, s)}
-    test = {p["problem"] for s in range(3) for p in toy.problems("test", 3000, s)}
+    a = toy_problems("train", 500, seed=0)
+    assert a == toy_problems("train", 500, seed=0)
+    assert a != toy_problems("train", 500, seed=1)
+    train = {p["problem"] for s in range(3) for p in toy_problems("train", 3000, s)}
+    test = {p["problem"] for s in range(3) for p in toy_problems("test", 3000, s)}
     assert not train & test
     assert len(test) > 1000  # a real held-out set, not a handful of repeats
 
 
 def test_problems_have_the_sum_as_gold_and_cover_every_difficulty():
-    ps = toy.problems("test", 300)
-    assert {p["difficulty"] for p in ps} == set(range(toy.MIN_K, toy.MAX_K + 1))
+    ps = toy_problems("test", 300)
+    assert {p["difficulty"] for p in ps} == set(range(data.MIN_K, data.MAX_K + 1))
     for p in ps:
         assert set(p) == {"problem", "answer", "difficulty"}
         nums = [int(x) for x in re.findall(r"\d+", p["problem"])]
@@ -43,7 +45,7 @@ def test_problems_have_the_sum_as_gold_and_cover_every_difficulty():
 
 def test_every_sft_solution_boxes_the_gold_and_contains_the_concise_solution():
     rng = random.Random(0)
-    for p in toy.problems("train", 500):
+    for p in toy_problems("train", 500):
         full, short = toy.solution(p["problem"], rng), toy.solution(p["problem"])
         for s in (full, short):
             assert s.startswith("<think>\n") and s.count("\n</think>\n\n") == 1
@@ -58,7 +60,7 @@ def test_every_sft_solution_boxes_the_gold_and_contains_the_concise_solution():
 def test_a_recheck_only_repeats_the_step_just_before_it():
     """The re-checks must never change (or carry) the answer, or cutting them would not be free."""
     rng = random.Random(1)
-    for p in toy.problems("train", 500):
+    for p in toy_problems("train", 500):
         lines = toy.solution(p["problem"], rng).split("\n")
         for prev, line in zip(lines, lines[1:]):
             if line.startswith("Wait"):
@@ -67,7 +69,7 @@ def test_a_recheck_only_repeats_the_step_just_before_it():
 
 def test_derivation_check_accepts_every_solution_and_rejects_degraded_text_around_a_right_answer():
     rng = random.Random(2)
-    for p in toy.problems("test", 300):
+    for p in toy_problems("test", 300):
         sol = toy.solution(p["problem"], rng).removeprefix(toy.THINK + "\n")  # as the model writes it
         assert toy.derivation_ok(p["problem"], sol), sol
     p = "What is 9 + 6 + 9?"
@@ -91,19 +93,13 @@ def test_redundancy_is_a_habit_with_a_concise_minority():
     """~72% of steps re-checked (p_concise 0.1, p_check 0.8), so a low temperature keeps the habit; but
     solutions without any re-check exist (at least the p_concise share), so sampling can find them."""
     rng = random.Random(0)
-    ps = toy.problems("train", 4000)
+    ps = toy_problems("train", 4000)
     sols = [toy.solution(p["problem"], rng) for p in ps]
     steps = sum(p["difficulty"] - 1 for p in ps)
     checks = sum(s.count("re-check") for s in sols)
     assert 0.69 < checks / steps < 0.75
     hard = [s for p, s in zip(ps, sols) if p["difficulty"] == 6]
     assert 0.07 < sum("re-check" not in s for s in hard) / len(hard) < 0.14
-
-
-def test_prompt_text_is_the_training_prompt_of_data_py():
-    from data import train_prompt
-    assert toy.prompt_text("What is 1 + 2?") == train_prompt("What is 1 + 2?")
-    assert toy.prompt_text("What is 1 + 2?").endswith("Question: What is 1 + 2?<｜Assistant｜>")
 
 
 def test_solutions_round_trip_through_the_tokenizer_reloaded_by_transformers(tmp_path):
@@ -114,7 +110,7 @@ def test_solutions_round_trip_through_the_tokenizer_reloaded_by_transformers(tmp
     loaded = AutoTokenizer.from_pretrained(str(tmp_path))
     assert type(loaded).__name__ == "Qwen2Tokenizer"
     rng = random.Random(2)
-    texts = [toy.prompt_text(p["problem"]) + toy.solution(p["problem"], rng) for p in toy.problems("test", 200)]
+    texts = [train_prompt(p["problem"]) + toy.solution(p["problem"], rng) for p in toy_problems("test", 200)]
     for text in texts:
         ids = built.encode(text, add_special_tokens=False)
         assert loaded.encode(text, add_special_tokens=False) == ids
@@ -129,12 +125,12 @@ def test_eval_prompt_is_the_training_prompt_plus_the_responses_first_tokens(tmp_
     `<｜Assistant｜>` then a response starting `<think>\\n`. Both must be the same token ids."""
     from data import chat_prompt, encode
     tok = toy.build_tokenizer(_texts(500), 512, str(tmp_path))
-    problem = toy.problems("test", 1)[0]["problem"]
-    train_ids = encode(tok, toy.prompt_text(problem) + toy.solution(problem))
+    problem = toy_problems("test", 1)[0]["problem"]
+    train_ids = encode(tok, train_prompt(problem) + toy.solution(problem))
     eval_ids = encode(tok, chat_prompt(tok, problem))
     print("train:", tok.convert_ids_to_tokens(train_ids))
     print("eval: ", tok.convert_ids_to_tokens(eval_ids))
-    assert eval_ids == encode(tok, toy.prompt_text(problem)) + encode(tok, "<think>\n")
+    assert eval_ids == encode(tok, train_prompt(problem)) + encode(tok, "<think>\n")
     assert train_ids[:len(eval_ids)] == eval_ids
     assert tok.convert_ids_to_tokens(eval_ids[-2:]) == ["<think>", "Ċ"]
 
@@ -159,7 +155,7 @@ def test_committed_toy_model_loads_with_its_tokenizer_and_in_transformers():
     assert (model.config.eos_token_id, model.config.bos_token_id) == (tok.eos_token_id, tok.bos_token_id)
     size = sum(os.path.getsize(os.path.join(TOY_MODEL, f)) for f in os.listdir(TOY_MODEL))
     assert size < 10 * 2**20
-    idx = torch.tensor([tok.encode(toy.prompt_text("What is 1 + 2?"), add_special_tokens=False)])
+    idx = torch.tensor([tok.encode(train_prompt("What is 1 + 2?"), add_special_tokens=False)])
     hf = AutoModelForCausalLM.from_pretrained(TOY_MODEL).eval()
     with torch.no_grad():
         torch.testing.assert_close(model(idx), hf(idx).logits, atol=1e-4, rtol=1e-4)
@@ -172,7 +168,7 @@ def test_committed_toy_model_is_correct_and_overthinks_when_greedy():
     from sample import generate
     model = Qwen2.from_pretrained(TOY_MODEL, device="cpu")
     tok = AutoTokenizer.from_pretrained(TOY_MODEL)
-    probs = toy.problems("test", 10, seed=1)
+    probs = toy_problems("test", 10, seed=1)
     outs = generate(model, [encode(tok, chat_prompt(tok, p["problem"])) for p in probs], max_new_tokens=256,
                     eos_token_id=tok.eos_token_id, temperature=0)
     texts = [tok.decode(o.tokens, skip_special_tokens=True) for o in outs]
