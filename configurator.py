@@ -1,5 +1,6 @@
 """
-Command-line overrides for the one @dataclass config of each script: `--key value` or `--key=value`.
+Command-line overrides for the one @dataclass config of each script: `--key value` or `--key=value`; a
+boolean field also takes a bare `--key` (true).
 
     cfg = parse_args(TrainConfig, sys.argv[1:])   # unknown keys and bad values exit with a clear message;
                                                   # --help prints the script's docstring and the fields
@@ -38,16 +39,19 @@ def parse_args(config_cls, argv, **overrides):
         if not arg.startswith("--"):
             raise SystemExit(f"error: unexpected argument {arg!r}; options look like --key value")
         key, eq, text = arg[2:].partition("=")
-        if not eq:
-            if i + 1 >= len(argv):
-                raise SystemExit(f"error: --{key} needs a value")
-            text, i = argv[i + 1], i + 1
         key = key.replace("-", "_")
         if key not in fields:
             raise SystemExit(f"error: unknown option --{key}; valid options: "
                              + ", ".join("--" + k for k in fields))
         f = fields[key]
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        if not eq:
+            if isinstance(default, bool) and (i + 1 == len(argv) or argv[i + 1].startswith("--")):
+                text = "true"  # a bare boolean flag: --resume means --resume true
+            elif i + 1 >= len(argv):
+                raise SystemExit(f"error: --{key} needs a value")
+            else:
+                text, i = argv[i + 1], i + 1
         values[key] = _convert(key, text, default)
         i += 1
     try:
