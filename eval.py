@@ -21,16 +21,14 @@ import sys
 import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass
-from datetime import timedelta
 
 import torch
-import torch.distributed as dist
 
 import toy
 from data import BENCHMARKS, chat_prompt, encode, load_rows
-from model import KVCache
+from distributed import all_max, barrier, finish, init_distributed
 from grader import extract_boxed, grade_many, is_equiv
-from sample import generate
+from sample import generate, kv_budget
 
 RESUME_KEYS = ("model", "k", "temperature", "top_p", "max_new_tokens", "seed")  # must match to resume
 
@@ -48,7 +46,7 @@ class EvalConfig:
     out: str = "results.json"  # metrics; per-sample records go to NAME.samples.jsonl beside it
     chunk: int = 512  # samples per generate call; records are appended to the JSONL after each
     slots: int = 0  # rows decoded at once; 0 = all samples of a chunk, at most 256
-    kv_memory: float = 0.7  # GPU: fraction of the free memory for the KV cache, a token budget the slots share
+    kv_memory: float = 0.9  # GPU: fraction of its memory for the weights and the KV cache (the rest: activations)
     cuda_graph: bool = False  # replay the decode step as CUDA graphs (sample.generate); CUDA only
     grader_processes: int = 0  # worker processes for grading; 0 = in this process
     device: str = ""  # "" = cuda if available, else cpu
@@ -170,19 +168,6 @@ def check_resumable(cfg):
                              "pass another --out, or delete it and its .samples.jsonl")
 
 
-def init_distributed(device):
-    """(rank, world_size, device); without torchrun a plain process is rank 0 of 1."""
-    if "RANK" not in os.environ:
-        return 0, 1, device or ("cuda" if torch.cuda.is_available() else "cpu")
-    rank, world, local = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ["LOCAL_RANK"])
-    use_cuda = torch.cuda.is_available() and not device.startswith("cpu")
-    if use_cuda:
-        torch.cuda.set_device(local)
-    # Ranks wait at the final barrier for the slowest shard, which can take hours at 32k tokens.
-    dist.init_process_group("nccl" if use_cuda else "gloo", timeout=timedelta(hours=24))
-    return rank, world, f"cuda:{local}" if use_cuda else "cpu"
-
-
 def runs(ids, size):
     """Runs of consecutive problem ids, at most `size` long: a run's sample ids start at its first id * k."""
     run = []
@@ -207,14 +192,17 @@ def evaluate(cfg, model, tok, name, rows, k, rank, world, done, master):
     max_new = min(cfg.max_new_tokens, model.config.max_position_embeddings - longest)
     if max_new < cfg.max_new_tokens and master:
         print(f"{name}: max_new_tokens capped at {max_new} by the model's context length", file=sys.stderr)
-    kv_tokens = None  # on a GPU, a token budget that the slots share: most responses end long before max_new
-    if model.lm_head.weight.is_cuda:
-        kv_token = KVCache.bytes_per_token(model.config, model.lm_head.weight.dtype)
-        torch.cuda.empty_cache()  # the last benchmark's cache blocks count as free
-        kv_tokens = int(cfg.kv_memory * torch.cuda.mem_get_info()[0] / kv_token)
+    # On a GPU, a token budget that the rows share (most responses end long before max_new), the same on
+    # every rank: a refusal then stops all of them, not one while the others wait at the next barrier.
+    weight = model.lm_head.weight
+    kv_tokens = kv_budget(model.config, weight.dtype, weight.device,
+                          sum(p.numel() * p.element_size() for p in model.parameters()), cfg.kv_memory)
+    if kv_tokens is not None:
+        kv_tokens = int(-all_max(torch.tensor(-kv_tokens, device=weight.device)).item())
         if kv_tokens < longest + max_new:
-            raise SystemExit(f"error: {cfg.kv_memory:.0%} of the free GPU memory holds {kv_tokens:,} tokens of KV "
-                             f"cache, less than one {longest + max_new:,}-token sequence: lower --max_new_tokens")
+            raise SystemExit(f"error: {cfg.kv_memory:.0%} of the GPU's memory, less the weights, holds {kv_tokens:,} "
+                             f"tokens of KV cache, less than one {longest + max_new:,}-token sequence: lower "
+                             "--max_new_tokens")
     t0, tokens, accs = time.time(), 0, []
     for run in runs(todo, max(1, cfg.chunk // k)):
         outs = generate(model, [prompts[i] for i in run], n=k, max_new_tokens=max_new,
@@ -314,8 +302,7 @@ def run(cfg, benchmarks, model, tok, rank, world):
         merge_records(cfg.out)
         if not os.path.exists(cfg.out):  # the settings, for check_resumable after a crash
             write_atomic(cfg.out, json.dumps({"model": cfg.model, "config": asdict(cfg), "benchmarks": {}}))
-    if world > 1:
-        dist.barrier()
+    barrier()
     counts = defaultdict(int)
     for r in read_records(cfg.out):
         counts[r["benchmark"], r["problem_id"]] += 1
@@ -323,8 +310,7 @@ def run(cfg, benchmarks, model, tok, rank, world):
     done = {key for key, c in counts.items() if c >= ks.get(key[0], 1)}
     max_new = {name: evaluate(cfg, model, tok, name, rows, ks[name], rank, world, done, master)
                for name, rows in benchmarks.items()}
-    if world > 1:
-        dist.barrier()
+    barrier()
 
     if master:
         records = merge_records(cfg.out)
@@ -339,6 +325,39 @@ def run(cfg, benchmarks, model, tok, rank, world):
         return results
 
 
+def held_out(model, tokenizer, spec, n_problems, out, label, max_new_tokens, temperature, seed, rank, world):
+    """train.py's evaluation before and after training: this protocol with k = 1 on the first n_problems of
+    the test split of spec, into out (what is there is removed first: never the records of another run).
+    Returns the benchmark's metrics on rank 0, None elsewhere; every rank joins."""
+    if rank == 0:
+        for path in glob.glob(glob.escape(os.path.splitext(out)[0]) + "*"):
+            os.remove(path)
+    barrier()
+    name = os.path.splitext(os.path.basename(spec))[0]
+    cfg = EvalConfig(model=label, benchmark=spec, k=1, temperature=temperature, max_new_tokens=max_new_tokens,
+                     limit=n_problems, out=out, seed=seed, progress=False)
+    res = run(cfg, {name: load_rows(spec, split="test", limit=n_problems)}, model, tokenizer, rank, world)
+    return res and res[name]
+
+
+def read_metrics(out):
+    """The metrics of the first benchmark of a results file (what held_out returned), or None."""
+    if not os.path.exists(out):
+        return None
+    with open(out) as f:
+        return next(iter(json.load(f)["benchmarks"].values()), None)
+
+
+def before_after_table(initial, final, benchmark, n_problems, temperature, alpha):
+    """train.py's summary: the held-out metrics before and after training, as a markdown table."""
+    i, f = initial, final
+    return (f"| {benchmark} held-out ({n_problems} problems, T={temperature}) "
+            f"| accuracy | answer only | mean tokens |\n|---|---|---|---|\n"
+            f"| initial | {i['accuracy']:.3f} | {i['answer_accuracy']:.3f} | {i['mean_tokens']:.1f} |\n"
+            f"| final (alpha {alpha}) | {f['accuracy']:.3f} | {f['answer_accuracy']:.3f} "
+            f"| {f['mean_tokens']:.1f} ({f['mean_tokens'] / i['mean_tokens'] - 1:+.0%}) |")
+
+
 def main(argv):
     from configurator import parse_args, print_config
     for flag in ("--plot", "--curves"):  # `--plot a.json b.json` -> `--plot a.json,b.json`
@@ -350,7 +369,7 @@ def main(argv):
     argv = ["--k" + a[3:] if a == "--n" or a.startswith("--n=") else a for a in argv]
     cfg = parse_args(EvalConfig, argv)
     if not 0 < cfg.kv_memory < 1:
-        raise SystemExit(f"error: --kv_memory is a fraction of the free GPU memory, in (0, 1); got {cfg.kv_memory}")
+        raise SystemExit(f"error: --kv_memory is a fraction of the GPU's memory, in (0, 1); got {cfg.kv_memory}")
     if cfg.plot:
         return plot(cfg.plot.split(","), "pareto.png" if cfg.out == EvalConfig.out else cfg.out)
     if cfg.curves:
@@ -358,8 +377,9 @@ def main(argv):
     from transformers import AutoTokenizer
 
     from model import Qwen2
-    rank, world, device = init_distributed(cfg.device)
-    if cfg.cuda_graph and not device.startswith("cuda"):
+    rank, world, device = init_distributed(cfg.device, timeout_minutes=24 * 60)  # ranks wait at the final
+    #                                                      barrier for the slowest shard: hours at 32k tokens
+    if cfg.cuda_graph and device.type != "cuda":
         raise SystemExit(f"error: --cuda_graph true needs a CUDA device, and this run is on {device}")
     master = rank == 0
     if master:
@@ -377,13 +397,8 @@ def main(argv):
     tok = AutoTokenizer.from_pretrained(model.source)
 
     run(cfg, benchmarks, model, tok, rank, world)
-    if world > 1:  # gloo can abort at exit after the work is done: leave cleanly and at once
-        dist.barrier()
-        dist.destroy_process_group()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(0)
 
 
 if __name__ == "__main__":
     main(sys.argv[1:])
+    finish()

@@ -24,7 +24,7 @@ from grader import grade_many
 def check_alpha(alpha):
     """alpha in [0, 1): any correct response then beats any wrong one. Also rejects NaN."""
     if not 0 <= alpha < 1:
-        raise ValueError(f"alpha must be in [0, 1) so that any correct response beats any wrong one (the paper "
+        raise ValueError(f"alpha (--alpha) must be in [0, 1) so that any correct response beats any wrong one (the paper "
                          f"uses 0 to 0.4); got {alpha}")
 
 

@@ -12,7 +12,6 @@ of Arora & Zanette (2025). The algorithm, phase by phase, is `main()` at the bot
 import dataclasses
 import glob
 import json
-import math
 import os
 import random
 import shutil
@@ -24,12 +23,14 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+import eval as evaluation
 import reward
 from configurator import parse_args, print_config
 from data import encode, load_rows, train_prompt
+from distributed import all_max, all_sum, barrier, finish, init_distributed
 from model import KVCache, Qwen2
 from paged_attention import decode_path
-from sample import generate
+from sample import check_context, generate, kv_budget
 
 
 @dataclass
@@ -75,10 +76,11 @@ class TrainConfig:
     grad_ckpt: bool = True  # activation checkpointing
     wandb: bool = False  # log to Weights & Biases (rank 0)
     wandb_project: str = "reason-efficiently"
+    dist_timeout_min: int = 180  # minutes a rank waits for the others at a collective before the job stops:
+    #                              longer than the longest phase (a 32k-token rollout, a 91 GB checkpoint)
 
     def __post_init__(self):
-        if not 0 <= self.alpha < 1:
-            raise ValueError(f"--alpha must be in [0, 1) (the paper uses 0 to 0.4), got {self.alpha}")
+        reward.check_alpha(self.alpha)
         if self.loss_agg not in ("seq-mean", "token-mean"):
             raise ValueError(f"--loss_agg must be seq-mean or token-mean, got {self.loss_agg!r}")
         for k in ("iters", "prompts_per_iter", "group_size", "train_batch_size", "micro_batch_size",
@@ -183,31 +185,21 @@ def sequence_logprobs(model, seqs, prompt_lens, idxs, temperature, device):
     return [logp[cu[k] + prompt_lens[i] - 1:cu[k + 1]] for k, i in enumerate(idxs)]
 
 
+def micro_batch_schedule(members, all_lengths, n_local, rank, world, max_seqs, max_tokens):
+    """This rank's micro-batches of one minibatch: lists of its local sequence indices.
+
+    members: the minibatch's global sequence ids; rank r holds ids r * n_local .. (r + 1) * n_local - 1.
+    Every rank splits every rank's share the same way and pads its own list with empty micro-batches to the
+    longest, so that all ranks run the same number of forwards and backwards: FSDP gathers the sharded
+    weights from every rank in each forward, and DDP's gradient sync at the last backward waits for all."""
+    splits = [micro_batches([g for g in members if r * n_local <= g < (r + 1) * n_local], all_lengths,
+                            max_seqs, max_tokens) for r in range(world)]
+    mine = [[g - rank * n_local for g in mb] for mb in splits[rank]]
+    return mine + [[]] * (max(len(sp) for sp in splits) - len(mine))
+
+
 # -----------------------------------------------------------------------------
-# distributed, memory, checkpoints
-
-def init_distributed(cfg):
-    """Works with and without torchrun. Returns (rank, world_size, device)."""
-    if cfg.device.startswith("cuda") and not torch.cuda.is_available():
-        raise SystemExit(f"error: --device {cfg.device}, but this torch {torch.__version__} sees no CUDA GPU: use "
-                         "--device cpu, or a CUDA build of torch on a GPU machine")
-    use_cuda = torch.cuda.is_available() and cfg.device != "cpu"
-    if "RANK" not in os.environ:
-        return 0, 1, torch.device(cfg.device or ("cuda" if use_cuda else "cpu"))
-    dist.init_process_group("nccl" if use_cuda else "gloo")
-    rank, world = dist.get_rank(), dist.get_world_size()
-    device = torch.device("cpu")
-    if use_cuda:
-        device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
-        torch.cuda.set_device(device)
-    return rank, world, device
-
-
-def all_sum(t):
-    if dist.is_initialized():
-        dist.all_reduce(t)
-    return t
-
+# memory and checkpoints
 
 def memory_plan(cfg, mcfg, n_params, world, device, dtype, log):
     """Print what the run needs per GPU and size the rollout's KV cache (in tokens); refuse what cannot fit."""
@@ -216,10 +208,8 @@ def memory_plan(cfg, mcfg, n_params, world, device, dtype, log):
     copies = n_params * dtype.itemsize * ((dtype != torch.float32 or cfg.fsdp) + (cfg.kl_coef > 0))  # sampler, ref
     kv_token = KVCache.bytes_per_token(mcfg, dtype)
     seq_len = cfg.max_prompt_tokens + cfg.max_new_tokens
-    GB, kv_tokens, total = 2**30, None, None
-    if device.type == "cuda":  # 10% kept for activations of the decode step and the allocator's slack
-        total = torch.cuda.get_device_properties(device).total_memory
-        kv_tokens = int((0.9 * total - state - copies) // kv_token)
+    GB, total = 2**30, torch.cuda.get_device_properties(device).total_memory if device.type == "cuda" else None
+    kv_tokens = kv_budget(mcfg, dtype, device, state + copies)
     log(f"memory plan per rank: weights+grads+adam {state / GB:.1f} GiB | sampler/reference copies "
         f"{copies / GB:.1f} GiB | KV {kv_token / 2**10:.0f} KiB/token"
         + (f" x {kv_tokens:,} tokens = {kv_tokens * kv_token / GB:.1f} GiB of {total / GB:.0f} GiB" if total else "")
@@ -243,48 +233,9 @@ def latest_checkpoint(out_dir):
     return best
 
 
-def save_checkpoint(path, policy, opt, state, tokenizer_dir, rank):
-    """HF model folder + optimizer + counters + RNG, written to path.tmp then renamed: a crash mid-save
-    leaves the previous checkpoint intact. Every rank joins (FSDP gathers); rank 0 writes."""
-    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict
-    model_sd, opt_sd = get_state_dict(policy, opt, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
-    if rank == 0:
-        tmp = path + ".tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        with torch.device("meta"):
-            full = Qwen2(_unwrap(policy).config)
-        full.load_state_dict(model_sd, assign=True)
-        full.save_pretrained(tmp, tokenizer_dir=tokenizer_dir)
-        rng = dict(python=random.getstate(), torch=torch.get_rng_state())
-        torch.save(dict(optimizer=opt_sd, state=state, rng=rng), os.path.join(tmp, "train_state.pt"))
-        with open(os.path.join(tmp, "state.json"), "w") as f:
-            json.dump(state, f)
-        shutil.rmtree(path, ignore_errors=True)  # only final/ is ever rewritten; iter_* names are unique
-        os.replace(tmp, path)
-    if dist.is_initialized():
-        dist.barrier()
-
-
-def _unwrap(m):
-    return m.module if hasattr(m, "module") else m
-
-
-# -----------------------------------------------------------------------------
-# the RL loop
-
-def main(argv):
-    cfg = get_config(argv)
-    rank, world, device = init_distributed(cfg)
-    master = rank == 0
-    if cfg.cuda_graph and device.type != "cuda":
-        raise SystemExit(f"error: --cuda_graph true needs a CUDA device, and this run is on {device}")
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    log = print if master else (lambda *a, **k: None)
-    if cfg.prompts_per_iter % world or cfg.train_batch_size % world:
-        raise SystemExit(f"error: --prompts_per_iter {cfg.prompts_per_iter} and --train_batch_size "
-                         f"{cfg.train_batch_size} must be divisible by the {world} ranks")
-    # A new run would truncate the logs already in out_dir: refuse before writing anything.
+def check_out_dir(cfg):
+    """The checkpoint to resume from (None: start afresh). A new run would truncate the logs already in
+    out_dir: refuse before writing anything."""
     checkpoint, metrics = latest_checkpoint(cfg.out_dir), os.path.join(cfg.out_dir, "metrics.jsonl")
     if checkpoint and not cfg.resume:
         raise SystemExit(f"error: --out_dir {cfg.out_dir} already holds a run: continue it with --resume true, or "
@@ -293,27 +244,72 @@ def main(argv):
         raise SystemExit(f"error: --out_dir {cfg.out_dir} holds the logs of a run that saved no checkpoint; a new "
                          "run, even with --resume true, would start at iteration 0 and drop them: pick another "
                          "--out_dir (or delete this one)")
-    dtype = getattr(torch, cfg.dtype) if cfg.dtype else (torch.bfloat16 if device.type == "cuda" else torch.float32)
-    sharded = cfg.fsdp and dist.is_initialized()  # FSDP casts to dtype itself (MixedPrecisionPolicy)
-    autocast = torch.autocast("cuda", dtype=dtype) if device.type == "cuda" and not sharded else nullcontext()
-    random.seed(cfg.seed)
-    torch.manual_seed(cfg.seed)
-    log(f"training with {world} rank(s) on {device}, compute dtype {str(dtype)[6:]}, master weights fp32")
-    print_config(cfg, file=sys.stdout if master else open(os.devnull, "w"))
+    return checkpoint if cfg.resume else None
 
-    # Data: the first num_prompts rows, shuffled; the prompt is the paper's raw R1 string (no chat template).
-    if cfg.model == "toy-model" and not os.path.exists(os.path.join(cfg.model, "config.json")) and master:
-        import toy
-        toy.build_base_model(cfg.model)
-    if dist.is_initialized():
-        dist.barrier()
-    from transformers import AutoTokenizer
-    resume_dir = checkpoint if cfg.resume else None
-    try:
-        policy = Qwen2.from_pretrained(resume_dir or cfg.model, device=device, dtype=torch.float32)
-    except (FileNotFoundError, ValueError) as e:
-        raise SystemExit(f"error: {e}")
-    tokenizer = AutoTokenizer.from_pretrained(policy.source)
+
+def save_checkpoint(path, run):
+    """HF model folder + optimizer + counters + RNG, written to path.tmp then renamed: a crash mid-save
+    leaves the previous checkpoint intact. Every rank joins (FSDP gathers); rank 0 writes."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict
+    options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+    model_sd, opt_sd = get_state_dict(run.policy, run.opt, options=options)
+    if run.rank == 0:
+        tmp = path + ".tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        with torch.device("meta"):
+            full = Qwen2(run.policy.config)
+        full.load_state_dict(model_sd, assign=True)
+        full.save_pretrained(tmp, tokenizer_dir=run.policy.source)
+        rng = dict(python=random.getstate(), torch=torch.get_rng_state())
+        torch.save(dict(optimizer=opt_sd, state=run.state, rng=rng), os.path.join(tmp, "train_state.pt"))
+        with open(os.path.join(tmp, "state.json"), "w") as f:
+            json.dump(run.state, f)
+        shutil.rmtree(path, ignore_errors=True)  # only final/ is ever rewritten; iter_* names are unique
+        os.replace(tmp, path)
+    barrier()
+
+
+def _truncate_jsonl(path, n_iters):
+    """On resume, drop log lines of iterations after the checkpoint (they will be run again)."""
+    if os.path.exists(path):
+        with open(path) as f:
+            lines = [line for line in f if json.loads(line)["iter"] <= n_iters]
+        with open(path, "w") as f:
+            f.writelines(lines)
+
+
+# -----------------------------------------------------------------------------
+# setting up a run
+
+@dataclass
+class Run:
+    """What the phases of an iteration share."""
+    cfg: TrainConfig
+    rank: int
+    world: int
+    device: torch.device
+    dtype: torch.dtype
+    autocast: object  # a context: bf16 autocast on GPU (without FSDP, which casts itself), else nothing
+    tokenizer: object
+    rows: list  # the training problems, {problem, answer}, shuffled
+    prompts: list  # their token ids
+    policy: Qwen2  # fp32 master weights, trained (FSDP shards it in place)
+    model: torch.nn.Module  # what the update runs: the policy, or DDP around it
+    sampler: Qwen2  # the weights rollouts sample from: the policy, or a copy in the compute dtype
+    ref: Qwen2  # the frozen initial model for the KL term (None without it)
+    opt: torch.optim.Optimizer
+    kv_tokens: int  # the rollout's KV cache budget (None: room for every row)
+    state: dict  # iter, step (optimizer steps done) and len0 (first iteration's mean length): checkpointed
+    log: object  # print on rank 0
+
+    @property
+    def sharded(self):
+        return self.cfg.fsdp and dist.is_initialized()
+
+
+def load_prompts(cfg, tokenizer, config, log):
+    """The first num_prompts rows, shuffled; the prompt is the paper's raw R1 string (no chat template).
+    Prompts longer than max_prompt_tokens are dropped, with a report."""
     rows = load_rows(cfg.dataset, split="train", limit=cfg.num_prompts)
     random.Random(cfg.seed).shuffle(rows)
     prompts = [encode(tokenizer, train_prompt(r["problem"])) for r in rows]
@@ -323,11 +319,35 @@ def main(argv):
     rows, prompts = [rows[i] for i in keep], [prompts[i] for i in keep]
     if len(rows) < cfg.prompts_per_iter:
         raise SystemExit(f"error: {len(rows)} usable prompts, fewer than --prompts_per_iter {cfg.prompts_per_iter}")
-    longest = max(map(len, prompts))
-    if longest + cfg.max_new_tokens > policy.config.max_position_embeddings:
-        raise SystemExit(f"error: a prompt of {longest} tokens + --max_new_tokens {cfg.max_new_tokens} exceeds the "
-                         f"model's {policy.config.max_position_embeddings} positions: lower --max_new_tokens (or "
-                         "--max_prompt_tokens)")
+    try:
+        check_context(config, max(map(len, prompts)), cfg.max_new_tokens)
+    except ValueError as e:
+        raise SystemExit(f"error: {e} (--max_new_tokens, --max_prompt_tokens)")
+    return rows, prompts
+
+
+def setup(cfg, rank, world, device, log):
+    """Data, models (policy, sampler, reference), the memory plan, DDP or FSDP, the optimizer, and the
+    state of a resumed run."""
+    resume_dir = check_out_dir(cfg)
+    dtype = getattr(torch, cfg.dtype) if cfg.dtype else (torch.bfloat16 if device.type == "cuda" else torch.float32)
+    sharded = cfg.fsdp and dist.is_initialized()  # FSDP casts to dtype itself (MixedPrecisionPolicy)
+    autocast = torch.autocast("cuda", dtype=dtype) if device.type == "cuda" and not sharded else nullcontext()
+    random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    log(f"training with {world} rank(s) on {device}, compute dtype {str(dtype)[6:]}, master weights fp32")
+    print_config(cfg, file=sys.stdout if rank == 0 else open(os.devnull, "w"))
+    if cfg.model == "toy-model" and not os.path.exists(os.path.join(cfg.model, "config.json")) and rank == 0:
+        import toy
+        toy.build_base_model(cfg.model)
+    barrier()
+    from transformers import AutoTokenizer
+    try:
+        policy = Qwen2.from_pretrained(resume_dir or cfg.model, device=device, dtype=torch.float32)
+    except (FileNotFoundError, ValueError) as e:
+        raise SystemExit(f"error: {e}")
+    tokenizer = AutoTokenizer.from_pretrained(policy.source)
+    rows, prompts = load_prompts(cfg, tokenizer, policy.config, log)
 
     # Models: fp32 master weights to train; a copy in the compute dtype to sample from (the same module
     # on CPU); the frozen initial model for the KL term.
@@ -364,210 +384,279 @@ def main(argv):
         log(f"resumed from {resume_dir} at iteration {state['iter']}")
     elif cfg.resume:
         log(f"--resume: no checkpoint in {cfg.out_dir}, starting from {cfg.model}")
+    return Run(cfg, rank, world, device, dtype, autocast, tokenizer, rows, prompts, policy, model, sampler, ref,
+               opt, kv_tokens, state, log)
+
+
+# -----------------------------------------------------------------------------
+# the phases of an iteration
+
+def rollout(run, it):
+    """G samples of each of this rank's prompts, from the current weights. Returns the rows' indices and
+    the completions, grouped by prompt."""
+    cfg, P = run.cfg, run.cfg.prompts_per_iter
+    first = it * P + run.rank * (P // run.world)
+    batch = [(first + j) % len(run.rows) for j in range(P // run.world)]  # the data cursor is the iteration
+    comps = generate(run.sampler, [run.prompts[i] for i in batch], n=cfg.group_size,
+                     max_new_tokens=cfg.max_new_tokens, eos_token_id=run.tokenizer.eos_token_id,
+                     temperature=cfg.temperature, top_p=cfg.top_p, seed=cfg.seed * 1_000_003 + it,
+                     sample_offset=run.rank * len(batch) * cfg.group_size, slots=cfg.rollout_slots or None,
+                     kv_tokens=run.kv_tokens, cuda_graph=cfg.cuda_graph, progress=run.rank == 0)
+    return batch, comps
+
+
+def score(run, seqs, plens, lengths):
+    """Old and reference log-probs of the response tokens, recomputed by the training model (not taken from
+    the sampler, whose numerics differ: that difference is logged as the mismatch)."""
+    cfg = run.cfg
+    old_logp, ref_logp = [], []
+    run.policy.eval()
+    scorer = run.sampler if run.sharded else run.policy  # the same weights; sharded, ranks would need lock-step
+    with torch.no_grad(), run.autocast:
+        for idxs in micro_batches(range(len(seqs)), lengths, cfg.micro_batch_size, cfg.micro_batch_tokens):
+            old_logp += sequence_logprobs(scorer, seqs, plens, idxs, cfg.temperature, run.device)
+            if run.ref is not None:
+                ref_logp += sequence_logprobs(run.ref, seqs, plens, idxs, cfg.temperature, run.device)
+    return old_logp, ref_logp
+
+
+def advantages(run, rewards, old_logp, ref_logp, lengths):
+    """Per-token advantages (a list of (len_i,)) and the per-token KL: the leave-one-out advantage of each
+    sequence, minus the return-to-go of the k1 KL to the initial model, whitened over all ranks' tokens."""
+    cfg = run.cfg
+    adv_seq = rloo_advantages(torch.tensor(rewards, device=run.device), cfg.group_size)
+    kl = [o - r for o, r in zip(old_logp, ref_logp)] if run.ref is not None else [torch.zeros_like(o) for o in old_logp]
+    adv = [adv_seq[k] - cfg.kl_coef * kl_returns(kl[k]) for k in range(len(old_logp))]
+    if cfg.whiten:
+        adv = list(whiten(torch.cat(adv), all_sum).split(lengths))
+    return adv, kl
+
+
+def micro_batch_loss(run, batch, idxs, B, n_tokens, last):
+    """Forward and backward of one micro-batch (idxs: local sequence indices); returns (loss, clipfrac).
+
+    The loss denominator, in one place: ppo_loss weighs token t of sequence i by
+        seq-mean:   1 / (len_i * B)   the mean over each sequence's tokens, then over the minibatch's sequences
+        token-mean: 1 / n_tokens      the mean over all tokens of the minibatch
+    with B and n_tokens counted over all ranks, so that the micro-batch losses of all ranks sum to the
+    minibatch's loss. DDP and FSDP average gradients over ranks: the backward takes loss * world to make
+    that average a sum. An empty micro-batch (padding: micro_batch_schedule) runs sequence 0 at weight 0."""
+    cfg, seqs, plens, lengths, old_logp, adv = run.cfg, *batch
+    if run.sharded:
+        run.policy.set_requires_gradient_sync(last)
+    sync = run.model.no_sync() if run.model is not run.policy and not last else nullcontext()
+    ids = idxs or [0]
+    with sync, run.autocast:
+        logp = torch.cat(sequence_logprobs(run.model, seqs, plens, ids, cfg.temperature, run.device))
+        weight = agg_weights([lengths[i] for i in ids], cfg.loss_agg, B, n_tokens).to(run.device) * bool(idxs)
+        loss, clipfrac = ppo_loss(logp, torch.cat([old_logp[i] for i in ids]), torch.cat([adv[i] for i in ids]),
+                                  weight, cfg.clip_eps)
+        (loss * run.world).backward()
+    return loss.detach(), clipfrac.detach()
+
+
+def update(run, batch, it):
+    """PPO: the rollout batch shuffled into minibatches of train_batch_size sequences, one optimizer step
+    each, for `epochs` passes. Minibatches are drawn from the global batch in an order that does not depend
+    on the number of ranks; each rank runs the members it holds. Returns the mean loss, clip fraction and
+    gradient norm over the steps, and the last learning rate."""
+    cfg, P, G, B = run.cfg, run.cfg.prompts_per_iter, run.cfg.group_size, run.cfg.train_batch_size
+    lengths = batch[2]
+    n_local = P // run.world * G  # sequences of this rank; its global ids start at rank * n_local
+    all_lengths = torch.zeros(P * G, dtype=torch.long, device=run.device)
+    all_lengths[run.rank * n_local:(run.rank + 1) * n_local] = torch.tensor(lengths, device=run.device)
+    all_lengths = all_sum(all_lengths).tolist()
+    run.policy.train()
+    upd = torch.zeros(3, device=run.device)  # loss, clipfrac, grad-norm summed over minibatches
+    for epoch in range(cfg.epochs):
+        perm = torch.randperm(P * G, generator=torch.Generator().manual_seed(cfg.seed + 1000 * it + epoch))
+        for mb in range(P * G // B):
+            members = perm[mb * B:(mb + 1) * B].tolist()
+            n_tokens = sum(all_lengths[g] for g in members)
+            schedule = micro_batch_schedule(members, all_lengths, n_local, run.rank, run.world,
+                                            cfg.micro_batch_size, cfg.micro_batch_tokens)
+            for j, idxs in enumerate(schedule):
+                upd[:2] += torch.stack(micro_batch_loss(run, batch, idxs, B, n_tokens, j == len(schedule) - 1))
+            grad_norm = torch.nn.utils.clip_grad_norm_(run.policy.parameters(), cfg.grad_clip)
+            upd[2] += grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm
+            lr = get_lr(run.state["step"], cfg)
+            for group in run.opt.param_groups:
+                group["lr"] = lr
+            run.opt.step()
+            run.opt.zero_grad(set_to_none=True)
+            run.state["step"] += 1
+    if run.sampler is not run.policy:  # the next rollout samples from the updated weights
+        with torch.no_grad():
+            for ps, p in zip(run.sampler.parameters(), run.policy.parameters()):
+                ps.copy_(p.full_tensor() if hasattr(p, "full_tensor") else p)
+    n_steps = cfg.epochs * P * G // B
+    loss, clipfrac = (all_sum(upd[:2]) / n_steps).tolist()
+    return dict(loss=loss, clipfrac=clipfrac, grad_norm=upd[2].item() / n_steps, lr=lr)
+
+
+def iteration_metrics(run, it, comps, R, kl, old_logp, upd, times):
+    """Every logged number of an iteration: sums (and maxima) over all ranks in one reduction each."""
+    G = run.cfg.group_size
+    corr = torch.tensor(R["correct"], dtype=torch.bool)
+    lens = torch.tensor([len(c.tokens) for c in comps], dtype=torch.float)
+    groups = corr.view(-1, G)
+    kl_tok = torch.cat(kl)
+    # the sampler/trainer mismatch: the same tokens' log-probs at sampling and as the trainer recomputes them
+    gap = torch.cat(old_logp).cpu() - torch.tensor([lp for c in comps for lp in c.logprobs])
+    sums = dict(reward=sum(R["rewards"]), correct=corr.sum(), samples=len(comps), tokens=lens.sum(),
+                tokens_correct=(lens * corr).sum(), n_correct=corr.sum(), tokens_wrong=(lens * ~corr).sum(),
+                n_wrong=(~corr).sum(), truncated=len(comps) - sum(c.finished for c in comps),
+                all_correct=groups.all(1).sum(), all_wrong=(~groups).all(1).sum(), groups=len(groups),
+                kl=kl_tok.sum().item(), kl_tokens=kl_tok.numel(), gap=gap.abs().sum().item())
+    s = dict(zip(sums, all_sum(torch.tensor([float(v) for v in sums.values()], dtype=torch.float64,
+                                            device=run.device)).tolist()))
+    max_ratio = all_max(torch.tensor(gap.max().exp().item() if len(gap) else 1.0, device=run.device)).item()
+    n = s["samples"]
+    run.state["len0"] = run.state["len0"] or s["tokens"] / n
+    return dict(iter=it + 1, reward=s["reward"] / n, accuracy=s["correct"] / n, mean_len=s["tokens"] / n,
+                len_correct=s["tokens_correct"] / max(s["n_correct"], 1),
+                len_wrong=s["tokens_wrong"] / max(s["n_wrong"], 1), truncated=s["truncated"] / n,
+                all_correct=s["all_correct"] / s["groups"], all_wrong=s["all_wrong"] / s["groups"],
+                kl=s["kl"] / max(s["kl_tokens"], 1), **upd, step=run.state["step"], loss_agg=run.cfg.loss_agg,
+                mismatch=s["gap"] / max(s["tokens"], 1), mismatch_max_ratio=max_ratio,
+                time=times.total(), **{f"t_{k}": v for k, v in times.laps.items()})
+
+
+def log_iteration(run, m, batch_rows, comps, texts, R):
+    """One line on stdout; metrics.jsonl, a few samples in samples.jsonl and wandb on rank 0."""
+    cfg = run.cfg
+    run.log(f"iter {m['iter']:03d}/{cfg.iters} | reward {m['reward']:.3f} | acc {m['accuracy']:.3f} | "
+            f"len {m['mean_len']:,.0f} ({m['mean_len'] / run.state['len0'] - 1:+.0%}) | "
+            f"len+ {m['len_correct']:,.0f} len- {m['len_wrong']:,.0f} | trunc {m['truncated']:.0%} | "
+            f"all+ {m['all_correct']:.0%} all- {m['all_wrong']:.0%} | kl {m['kl']:.4f} | clip {m['clipfrac']:.3f} | "
+            f"lr {m['lr']:.0e} | mismatch {m['mismatch']:.1e} (max ratio {m['mismatch_max_ratio']:.2f}) | "
+            f"{m['time']:.1f}s (rollout {m['t_rollout']:.1f}s, logp {m['t_logprobs']:.1f}s, "
+            f"update {m['t_update']:.1f}s)")
+    if run.rank != 0:
+        return
+    with open(os.path.join(cfg.out_dir, "metrics.jsonl"), "a") as f:
+        f.write(json.dumps(m) + "\n")
+    with open(os.path.join(cfg.out_dir, "samples.jsonl"), "a") as f:
+        for k in range(min(2, len(comps))):
+            row = run.rows[batch_rows[k // cfg.group_size]]
+            f.write(json.dumps(dict(iter=m["iter"], problem=row["problem"], gold=row["answer"], response=texts[k],
+                                    tokens=len(comps[k].tokens), finished=comps[k].finished,
+                                    correct=R["correct"][k], reward=R["rewards"][k])) + "\n")
+    if cfg.wandb:
+        import wandb
+        wandb.log({k: v for k, v in m.items() if not isinstance(v, str)}, step=m["iter"])
+
+
+class Stopwatch:
+    """Seconds per phase of an iteration."""
+
+    def __init__(self):
+        self.start = self.last = time.time()
+        self.laps = {}
+
+    def lap(self, name):
+        self.laps[name], self.last = time.time() - self.last, time.time()
+
+    def total(self):
+        return time.time() - self.start
+
+
+# -----------------------------------------------------------------------------
+# the RL loop
+
+def main(argv):
+    cfg = get_config(argv)
+    rank, world, device = init_distributed(cfg.device, cfg.dist_timeout_min)
+    log = print if rank == 0 else (lambda *a, **k: None)
+    if cfg.cuda_graph and device.type != "cuda":
+        raise SystemExit(f"error: --cuda_graph true needs a CUDA device, and this run is on {device}")
+    if cfg.prompts_per_iter % world or cfg.train_batch_size % world:
+        raise SystemExit(f"error: --prompts_per_iter {cfg.prompts_per_iter} and --train_batch_size "
+                         f"{cfg.train_batch_size} must be divisible by the {world} ranks")
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    run = setup(cfg, rank, world, device, log)
+    tokenizer, G, state = run.tokenizer, cfg.group_size, run.state
     os.makedirs(cfg.out_dir, exist_ok=True)
-    if master:
+    if rank == 0:
         for name in ("metrics.jsonl", "samples.jsonl"):
             _truncate_jsonl(os.path.join(cfg.out_dir, name), state["iter"])
         with open(os.path.join(cfg.out_dir, "config.json"), "w") as f:
             json.dump(dataclasses.asdict(cfg), f, indent=2)
-    if cfg.wandb and master:
-        import wandb
-        wandb.init(project=cfg.wandb_project, config=dataclasses.asdict(cfg), resume="allow")
+        if cfg.wandb:
+            import wandb
+            wandb.init(project=cfg.wandb_project, config=dataclasses.asdict(cfg), resume="allow")
     summary = {}
-    if cfg.eval_benchmark and state["iter"] == 0:
-        summary["initial"] = held_out_eval(sampler, tokenizer, cfg, rank, world, log, "initial", cfg.model)
-    elif cfg.eval_benchmark and os.path.exists(os.path.join(cfg.out_dir, "eval_initial.json")):
-        with open(os.path.join(cfg.out_dir, "eval_initial.json")) as f:  # measured before the resume
-            summary["initial"] = next(iter(json.load(f)["benchmarks"].values()), None)
+    if cfg.eval_benchmark:  # measured once, before any training (a resumed run reads it back)
+        summary["initial"] = held_out(run, "initial", cfg.model, reuse=state["iter"] > 0)
 
-    P, G = cfg.prompts_per_iter, cfg.group_size
-    n_local = P // world * G  # sequences of this rank; its global ids start at rank * n_local
     for it in range(state["iter"], cfg.iters):
-        t0 = time.time()
+        times = Stopwatch()
         # ---- rollout: G samples of each of this rank's prompts, from the current weights
-        first = it * P + rank * (P // world)
-        batch = [(first + j) % len(rows) for j in range(P // world)]  # the data cursor is the iteration
-        comps = generate(sampler, [prompts[i] for i in batch], n=G, max_new_tokens=cfg.max_new_tokens,
-                         eos_token_id=tokenizer.eos_token_id, temperature=cfg.temperature, top_p=cfg.top_p,
-                         seed=cfg.seed * 1_000_003 + it, sample_offset=rank * n_local, slots=cfg.rollout_slots or None,
-                         kv_tokens=kv_tokens, cuda_graph=cfg.cuda_graph, progress=master)
-        t_rollout = time.time() - t0
+        batch_rows, comps = rollout(run, it)
+        times.lap("rollout")
 
         # ---- reward: correctness (EOS and the boxed answer) and the length penalty, per group
         texts = tokenizer.batch_decode([c.tokens for c in comps], skip_special_tokens=True)
-        golds = [rows[i]["answer"] for i in batch for _ in range(G)]
+        golds = [run.rows[i]["answer"] for i in batch_rows for _ in range(G)]
         lengths = [len(c.tokens) for c in comps]
-        finished = [c.finished for c in comps]
-        R = reward.group_rewards(texts, golds, lengths, finished, G, cfg.alpha, processes=cfg.reward_workers)
-        t_reward = time.time() - t0 - t_rollout
+        R = reward.group_rewards(texts, golds, lengths, [c.finished for c in comps], G, cfg.alpha,
+                                 processes=cfg.reward_workers)
+        times.lap("reward")
 
         # ---- old and reference log-probs, recomputed by the training model on the sampled tokens
-        seqs = [prompts[batch[k // G]] + c.tokens for k, c in enumerate(comps)]
-        plens = [len(prompts[batch[k // G]]) for k in range(len(comps))]
-        old_logp, ref_logp = [], []
-        policy.eval()
-        scorer = sampler if sharded else policy  # the same weights; the sharded one would need lock-step ranks
-        with torch.no_grad(), autocast:
-            for idxs in micro_batches(range(len(seqs)), lengths, cfg.micro_batch_size, cfg.micro_batch_tokens):
-                old_logp += sequence_logprobs(scorer, seqs, plens, idxs, cfg.temperature, device)
-                if ref is not None:
-                    ref_logp += sequence_logprobs(ref, seqs, plens, idxs, cfg.temperature, device)
-        t_logp = time.time() - t0 - t_rollout - t_reward
+        seqs = [run.prompts[batch_rows[k // G]] + c.tokens for k, c in enumerate(comps)]
+        plens = [len(run.prompts[batch_rows[k // G]]) for k in range(len(comps))]
+        old_logp, ref_logp = score(run, seqs, plens, lengths)
+        times.lap("logprobs")
 
         # ---- advantages: leave-one-out baseline, k1 KL folded into the reward, whitening over all ranks
-        adv_seq = rloo_advantages(torch.tensor(R["rewards"], device=device), G)
-        kl = [o - r for o, r in zip(old_logp, ref_logp)] if ref is not None else [torch.zeros_like(o) for o in old_logp]
-        adv = [adv_seq[k] - cfg.kl_coef * kl_returns(kl[k]) for k in range(len(seqs))]
-        if cfg.whiten:
-            adv = list(whiten(torch.cat(adv), all_sum).split(lengths))
+        adv, kl = advantages(run, R["rewards"], old_logp, ref_logp, lengths)
 
-        # ---- update: minibatches drawn from the global batch in an order that does not depend on the
-        # number of ranks; each rank runs the members it holds, gradients meet at the last micro-batch.
-        all_lengths = torch.zeros(P * G, dtype=torch.long, device=device)
-        all_lengths[rank * n_local:(rank + 1) * n_local] = torch.tensor(lengths, device=device)
-        all_lengths = all_sum(all_lengths).tolist()
-        policy.train()
-        B = cfg.train_batch_size
-        upd = torch.zeros(3, device=device)  # loss, clipfrac, grad-norm summed over minibatches
-        for epoch in range(cfg.epochs):
-            perm = torch.randperm(P * G, generator=torch.Generator().manual_seed(cfg.seed + 1000 * it + epoch))
-            for mb in range(P * G // B):
-                members = perm[mb * B:(mb + 1) * B].tolist()
-                n_tokens = sum(all_lengths[g] for g in members)
-                # Every rank splits every rank's share the same way, so all run the same number of
-                # micro-batches (FSDP gathers weights in each forward); a short rank pads with weight-0 ones.
-                splits = [micro_batches([g for g in members if r * n_local <= g < (r + 1) * n_local], all_lengths,
-                                        cfg.micro_batch_size, cfg.micro_batch_tokens) for r in range(world)]
-                n_micro = max(len(sp) for sp in splits)
-                mine = [[g - rank * n_local for g in sp] for sp in splits[rank]]
-                for j, idxs in enumerate(mine + [None] * (n_micro - len(mine))):
-                    last = j == n_micro - 1
-                    if sharded:
-                        policy.set_requires_gradient_sync(last)
-                    sync = model.no_sync() if model is not policy and not last else nullcontext()
-                    with sync, autocast:
-                        ids = idxs or [0]
-                        logp = torch.cat(sequence_logprobs(model, seqs, plens, ids, cfg.temperature, device))
-                        weight = agg_weights([lengths[i] for i in ids], cfg.loss_agg, B, n_tokens).to(device)
-                        loss, clipfrac = ppo_loss(logp, torch.cat([old_logp[i] for i in ids]),
-                                                  torch.cat([adv[i] for i in ids]), weight * bool(idxs),
-                                                  cfg.clip_eps)
-                        (loss * world).backward()  # DDP/FSDP average gradients over ranks; the loss is a sum
-                    upd[:2] += torch.stack([loss.detach(), clipfrac.detach()])
-                grad_norm = torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.grad_clip)
-                upd[2] += grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm
-                lr = get_lr(state["step"], cfg)
-                for group in opt.param_groups:
-                    group["lr"] = lr
-                opt.step()
-                opt.zero_grad(set_to_none=True)
-                state["step"] += 1
-        if sampler is not policy:  # the next rollout samples from the updated weights
-            with torch.no_grad():
-                for ps, p in zip(sampler.parameters(), policy.parameters()):
-                    ps.copy_(p.full_tensor() if hasattr(p, "full_tensor") else p)
-        t_update = time.time() - t0 - t_rollout - t_reward - t_logp
+        # ---- update: PPO's clipped surrogate, one optimizer step per minibatch; then the sampler's weights
+        upd = update(run, (seqs, plens, lengths, old_logp, adv), it)
+        times.lap("update")
 
-        # ---- log: every number is summed over ranks
-        corr = torch.tensor(R["correct"], dtype=torch.bool)
-        lens = torch.tensor(lengths, dtype=torch.float)
-        groups = corr.view(-1, G)
-        kl_tok = torch.cat(kl)
-        s = all_sum(torch.tensor([
-            sum(R["rewards"]), corr.sum(), len(comps), lens.sum(), (lens * corr).sum(), corr.sum(),
-            (lens * ~corr).sum(), (~corr).sum(), len(comps) - sum(finished), groups.all(1).sum(),
-            (~groups).all(1).sum(), len(groups), kl_tok.sum().item(), kl_tok.numel()], dtype=torch.float64,
-            device=device)).tolist()
-        upd = (all_sum(upd[:2]) / (cfg.epochs * P * G // B)).tolist() + [upd[2].item() / (cfg.epochs * P * G // B)]
-        n = s[2]
-        state["len0"] = state["len0"] or s[3] / n
-        m = dict(iter=it + 1, reward=s[0] / n, accuracy=s[1] / n, mean_len=s[3] / n,
-                 len_correct=s[4] / max(s[5], 1), len_wrong=s[6] / max(s[7], 1), truncated=s[8] / n,
-                 all_correct=s[9] / s[11], all_wrong=s[10] / s[11], kl=s[12] / max(s[13], 1),
-                 loss=upd[0], clipfrac=upd[1], grad_norm=upd[2], lr=lr, step=state["step"],
-                 loss_agg=cfg.loss_agg, time=time.time() - t0, t_rollout=t_rollout, t_reward=t_reward,
-                 t_logprobs=t_logp, t_update=t_update)
-        log(f"iter {it + 1:03d}/{cfg.iters} | reward {m['reward']:.3f} | acc {m['accuracy']:.3f} | "
-            f"len {m['mean_len']:,.0f} ({m['mean_len'] / state['len0'] - 1:+.0%}) | "
-            f"len+ {m['len_correct']:,.0f} len- {m['len_wrong']:,.0f} | trunc {m['truncated']:.0%} | "
-            f"all+ {m['all_correct']:.0%} all- {m['all_wrong']:.0%} | kl {m['kl']:.4f} | clip {m['clipfrac']:.3f} | "
-            f"lr {lr:.0e} | {m['time']:.1f}s (rollout {t_rollout:.1f}s, logp {t_logp:.1f}s, update {t_update:.1f}s)")
-        if master:
-            with open(os.path.join(cfg.out_dir, "metrics.jsonl"), "a") as f:
-                f.write(json.dumps(m) + "\n")
-            with open(os.path.join(cfg.out_dir, "samples.jsonl"), "a") as f:
-                for k in range(min(2, len(comps))):
-                    f.write(json.dumps(dict(iter=it + 1, problem=rows[batch[k // G]]["problem"],
-                                            gold=golds[k], response=texts[k], tokens=lengths[k],
-                                            finished=finished[k], correct=R["correct"][k],
-                                            reward=R["rewards"][k])) + "\n")
-            if cfg.wandb:
-                wandb.log({k: v for k, v in m.items() if not isinstance(v, str)}, step=it + 1)
+        # ---- log: every number is reduced over ranks
+        m = iteration_metrics(run, it, comps, R, kl, old_logp, upd, times)
+        log_iteration(run, m, batch_rows, comps, texts, R)
 
         # ---- checkpoint
         state["iter"] = it + 1
         if cfg.save_every and (it + 1) % cfg.save_every == 0 and it + 1 < cfg.iters:
-            save_checkpoint(os.path.join(cfg.out_dir, f"iter_{it + 1:06d}"), policy, opt, state, policy.source, rank)
+            save_checkpoint(os.path.join(cfg.out_dir, f"iter_{it + 1:06d}"), run)
 
     final = os.path.join(cfg.out_dir, "final")
-    save_checkpoint(final, policy, opt, state, policy.source, rank)
+    save_checkpoint(final, run)
     log(f"saved {final}")
-    if dist.is_initialized() and not sharded:  # DDP replicas must hold the same weights: check, not trust
-        sums = torch.stack([p.detach().double().sum() for p in policy.parameters()])
-        lo, hi = sums.clone(), sums.clone()
-        dist.all_reduce(lo, op=dist.ReduceOp.MIN)
-        dist.all_reduce(hi, op=dist.ReduceOp.MAX)
-        log(f"weights identical on all {world} ranks: {torch.equal(lo, hi)}")
+    if dist.is_initialized() and not run.sharded:  # DDP replicas must hold the same weights: check, not trust
+        sums = torch.stack([p.detach().double().sum() for p in run.policy.parameters()])
+        log(f"weights identical on all {world} ranks: {torch.equal(all_max(sums.clone()), -all_max(-sums))}")
     if cfg.eval_benchmark:
-        summary["final"] = held_out_eval(sampler, tokenizer, cfg, rank, world, log, "final", final)
-        if master and summary.get("initial"):
-            summary = dict(init_model=cfg.model, final_model=final, **summary)
+        summary["final"] = held_out(run, "final", final)
+        if rank == 0 and summary["initial"]:
             with open(os.path.join(cfg.out_dir, "summary.json"), "w") as f:
-                json.dump(summary, f, indent=2)
-            i, f_ = summary["initial"], summary["final"]  # eval.py's metrics, by_difficulty included
-            log(f"\n| {cfg.eval_benchmark} held-out ({cfg.eval_problems} problems, T={cfg.eval_temperature}) "
-                f"| accuracy | answer only | mean tokens |\n|---|---|---|---|\n"
-                f"| initial | {i['accuracy']:.3f} | {i['answer_accuracy']:.3f} | {i['mean_tokens']:.1f} |\n"
-                f"| final (alpha {cfg.alpha}) | {f_['accuracy']:.3f} | {f_['answer_accuracy']:.3f} "
-                f"| {f_['mean_tokens']:.1f} "
-                f"({f_['mean_tokens'] / i['mean_tokens'] - 1:+.0%}) |")
+                json.dump(dict(init_model=cfg.model, final_model=final, **summary), f, indent=2)
+            log("\n" + evaluation.before_after_table(summary["initial"], summary["final"], cfg.eval_benchmark,
+                                                     cfg.eval_problems, cfg.eval_temperature, cfg.alpha))
+    if rank == 0 and cfg.wandb:
+        import wandb
+        wandb.finish()  # else the run shows as crashed and its last metrics may be lost
 
 
-def held_out_eval(model, tokenizer, cfg, rank, world, log, name, label):
-    """eval.py's protocol on the held-out split; metrics on rank 0 (None elsewhere), files in out_dir."""
-    import eval as evaluation
-    bench = os.path.splitext(os.path.basename(cfg.eval_benchmark))[0]
-    out = os.path.join(cfg.out_dir, f"eval_{name}.json")
-    if rank == 0:  # never resume from the records of another run
-        for path in glob.glob(glob.escape(os.path.splitext(out)[0]) + "*"):
-            os.remove(path)
-    if dist.is_initialized():
-        dist.barrier()
-    ecfg = evaluation.EvalConfig(model=label, benchmark=cfg.eval_benchmark, k=1, temperature=cfg.eval_temperature,
-                                 max_new_tokens=cfg.max_new_tokens, limit=cfg.eval_problems, out=out,
-                                 seed=cfg.seed, progress=False)
-    rows = load_rows(cfg.eval_benchmark, split="test", limit=cfg.eval_problems)
-    res = evaluation.run(ecfg, {bench: rows}, model, tokenizer, rank, world)
-    if res is None:
-        return None
-    log(f"{name} model: held-out accuracy {res[bench]['accuracy']:.3f}, mean tokens {res[bench]['mean_tokens']:.1f}")
-    return res[bench]
-
-
-def _truncate_jsonl(path, n_iters):
-    """On resume, drop log lines of iterations after the checkpoint (they will be run again)."""
-    if os.path.exists(path):
-        with open(path) as f:
-            lines = [l for l in f if json.loads(l)["iter"] <= n_iters]
-        with open(path, "w") as f:
-            f.writelines(lines)
+def held_out(run, name, label, reuse=False):
+    """eval.py's evaluation of the held-out problems into out_dir/eval_{name}.json; its metrics on rank 0.
+    reuse: read back what a resumed run measured before (None if it never did)."""
+    cfg, out = run.cfg, os.path.join(run.cfg.out_dir, f"eval_{name}.json")
+    if reuse:
+        return evaluation.read_metrics(out)
+    m = evaluation.held_out(run.sampler, run.tokenizer, cfg.eval_benchmark, cfg.eval_problems, out, label,
+                            cfg.max_new_tokens, cfg.eval_temperature, cfg.seed, run.rank, run.world)
+    if m:
+        run.log(f"{name} model: held-out accuracy {m['accuracy']:.3f}, mean tokens {m['mean_tokens']:.1f}")
+    return m
 
 
 if __name__ == "__main__":
     main(sys.argv[1:])
-    if dist.is_initialized():  # torchrun + gloo can abort after the work is done: leave cleanly
-        dist.barrier()
-        dist.destroy_process_group()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
+    finish()

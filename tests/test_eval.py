@@ -169,7 +169,7 @@ def test_load_rows_errors_are_one_line_and_rows_without_answers_are_dropped_with
     assert "dropped 2 of 5 rows" in err and "(rows 1, 3)" in err
     with pytest.raises(SystemExit, match="does not exist"):
         ev.main(["--model", str(tmp_path / "no_model"), "--benchmark", mixed, "--out", str(tmp_path / "r.json")])
-    with pytest.raises(SystemExit, match=r"--kv_memory is a fraction of the free GPU memory, in \(0, 1\); got 70"):
+    with pytest.raises(SystemExit, match=r"--kv_memory is a fraction of the GPU's memory, in \(0, 1\); got 70"):
         ev.main(["--model", "toy-model", "--benchmark", mixed, "--kv_memory", "70"])
     with pytest.raises(SystemExit, match="--cuda_graph true needs a CUDA device"):
         ev.main(["--model", "toy-model", "--benchmark", mixed, "--device", "cpu", "--cuda_graph", "true"])
@@ -215,7 +215,7 @@ def test_plot_writes_a_png_from_two_result_files(tmp_path):
 
 def test_toy_accuracy_needs_a_valid_derivation_and_answer_accuracy_reports_the_boxed_answer_alone():
     import toy
-    rows = toy.problems("test", 2)
+    rows = data.toy_problems("test", 2)
     good = [toy.solution(r["problem"]).removeprefix(toy.THINK + "\n") for r in rows]
     records = [{"benchmark": "toy", "problem_id": i, "sample": 0, "tokens": 5, "finished": True, "answer": r["answer"],
                 "answer_correct": True, "correct": toy.derivation_ok(r["problem"], text)}
@@ -249,6 +249,3 @@ def test_train_and_eval_prompts_share_one_bos_and_eval_ends_with_think(tiny_mode
     tail = [tok.convert_tokens_to_ids(t) for t in (data.ASSISTANT, "<think>")] + data.encode(tok, "\n")
     assert eval_ids[-len(tail):] == tail
     assert eval_ids[:len(train_ids)] == train_ids  # the same prompt up to <think>\n
-    import toy
-    if hasattr(toy, "prompt_text"):
-        assert toy.prompt_text(problem) == data.train_prompt(problem)

@@ -114,8 +114,8 @@ def test_help_shows_the_values_a_preset_sets_with_each_fields_comment(capsys):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--alpha", "1.0"], "--alpha must be in [0, 1)"),
-    (["--alpha", "-0.1"], "--alpha must be in [0, 1)"),
+    (["--alpha", "1.0"], "alpha (--alpha) must be in [0, 1)"),
+    (["--alpha", "-0.1"], "alpha (--alpha) must be in [0, 1)"),
     (["--prompts_per_iter", "3", "--train_batch_size", "16"], "whole minibatches"),
     (["--loss_agg", "sum"], "seq-mean or token-mean"),
     (["--alhpa", "0.1"], "unknown option --alhpa"),
@@ -286,3 +286,15 @@ def test_a_new_run_into_a_finished_runs_out_dir_or_past_the_context_stops_before
     assert p.returncode != 0 and "Traceback" not in p.stderr and "exceeds the model's 1024 positions" in p.stderr
     assert not (tmp_path / "new").exists()  # refused before the initial evaluation wrote anything
     assert (out / "metrics.jsonl").read_text() == (out / "samples.jsonl").read_text() == '{"iter": 1}\n'
+
+
+def test_sampler_trainer_mismatch_is_about_zero_in_one_dtype_and_clear_with_a_bf16_sampler(tmp_path):
+    """The rollout's own log-probs against the trainer's recomputation of the same tokens: the same fp32
+    weights give fp32 noise (KV-cached decoding vs one packed forward); a bf16 sampler copy against the fp32
+    policy is the train-inference mismatch of bf16 rollouts."""
+    run_train(["--iters", "1"], tmp_path / "fp32")
+    run_train(["--iters", "1", "--dtype", "bfloat16"], tmp_path / "bf16")
+    same, bf16 = read_metrics(tmp_path / "fp32")[0], read_metrics(tmp_path / "bf16")[0]
+    assert same["mismatch"] < 1e-5 and same["mismatch_max_ratio"] < 1.001
+    assert bf16["mismatch"] > 100 * same["mismatch"] and bf16["mismatch"] > 3e-5
+    assert bf16["mismatch_max_ratio"] > same["mismatch_max_ratio"]
