@@ -6,13 +6,17 @@ The math grader: is a response's final boxed answer equal to the gold answer? re
     python tests/bench_grader.py              # agreement, throughput and worst-case time per call
 
 verdicts() says why each (response, gold) pair earned what it did: "correct", "no_box" (no balanced
-\\boxed{} or \\fbox{}), "unparseable" (an answer the grader cannot read or compare), "timeout" (the
-sympy budget ran out or its helper died) or "wrong"; grade() and grade_many() are its "correct". Cheap
-exact checks run first (normalised strings, exact rationals, tuples, intervals, sets and matrices
-element by element); only what they cannot decide goes to sympy, in helper processes that the caller
-waits on with select() and kills when late, with a warm spare ready to take a killed one's place.
-Unlike signal.alarm in the caller this works in any thread and inside worker processes, and a hung or
-exploding sympy costs nothing but its own pair. Grading never raises. POSIX only.
+\\boxed{} or \\fbox{}, or an empty one), "unparseable" (an answer the grader cannot read or compare),
+"timeout" (the sympy budget ran out or its helper died) or "wrong"; grade() and grade_many() are its
+"correct". Cheap exact checks run first (normalised strings, exact rationals, tuples, intervals, sets
+and matrices element by element); only what they cannot decide goes to sympy, in helper processes. A
+helper stops a pair itself (SIGALRM) at 0.9 of TIMEOUT_S; the caller waits on it with select() and
+kills it if even that is late (a hang in C), and a warm spare takes its place, so a kill costs the next
+call no sympy import. Unlike signal.alarm in the caller this works in any thread and inside worker
+processes. The cheap checks are bounded too (MAX_BOX_CHARS, MAX_CHARS, MAX_LEAF_PAIRS, no regex that
+can backtrack), so a call takes at most TIMEOUT_S plus a few tens of milliseconds whatever the input;
+only the first sympy call of a process waits for its helper to import sympy (about 1 s). Grading never
+raises. POSIX only.
 
 Policy, where graders differ. Inside an RL loop every leniency is a behaviour the policy can learn, so:
 - The answer is the response's last \\boxed{} (or \\fbox{}), joined to the boxes just before it that
@@ -33,17 +37,17 @@ Policy, where graders differ. Inside an RL loop every leniency is a behaviour th
 - Numbers are exact, except that a decimal equals a value with no finite decimal form within 1e-6
   relative (0.333333 = 1/3, 0.33 != 1/3): a model has to round somewhere, and 1e-6 is far tighter
   than any wrong answer a problem has. Thousands separators, `\\$`, `%` (25% is 25 and 0.25),
-  `^\\circ` and trailing units (`5\\text{ cm}`, `18 dollars`) are ignored: a unit is not the maths, and
-  a grader that demands or forbids one grades typography.
+  `^\\circ` and trailing units (`5\\text{ cm}`, `18 dollars`; a trailing \\text{} without digits or
+  "or") are ignored: a unit is not the maths, and a grader that demands or forbids one grades typography.
 - Expressions: a difference of rational functions with rational coefficients is decided exactly
-  (sympy.cancel); anything else is evaluated to 30 digits at 10 points drawn afresh from the OS's
+  (sympy.cancel); anything else is evaluated to 30 digits at 12 points drawn afresh from the OS's
   randomness for every comparison, so no response can be built to agree only where the grader looks
   (`x^3+3x-6+\\sin(10000\\pi x)` is not `x^3+3x-6`); points outside the real domain of a root or a
-  log, and poles, say nothing. An exact sympy.simplify of the difference then gets what is left of a
-  small budget, to catch differences below 30 digits.
-- Refused outright: `\\pm` inside a single value compared with one value, inequalities written
-  differently (`x>2` vs `(2,\\infty)`), `\\log_b`, answers over MAX_CHARS that are not the gold
-  verbatim, powers and factorials over MAX_EXPONENT.
+  log, and poles, say nothing (unless fewer than two points are left). An exact sympy.simplify of
+  the difference then gets what is left of a small budget, to catch differences below 30 digits.
+- Unparseable, so correct only when identical to the gold as a string: inequalities (`x>2` is not
+  `(2,\\infty)`), `\\log_b`, set-builder notation, answers over MAX_CHARS, powers and factorials over
+  MAX_EXPONENT. Degrees inside trig functions are read as radians.
 """
 import atexit
 import contextlib
@@ -72,7 +76,7 @@ MAX_DEPTH = 40        # deeper brace nesting is compared as a string only (parse
 MAX_EXPONENT = 1000   # larger exponents and factorials are refused before sympy evaluates them
 MAX_LEAF_PAIRS = 3000  # leaf comparisons per pair (sets of sets): more is unparseable, not slow
 REL_TOL = 1e-6        # how close a decimal must be to a non-terminating value (1/3, sqrt 2)
-N_POINTS = 10         # random points at which two expressions must agree
+N_POINTS = 12         # random points at which two expressions must agree
 
 # verdict ranks: "all of" is the minimum, "any of" the maximum; UNKNOWN means "only sympy can tell"
 WRONG, UNPARSEABLE, UNKNOWN, CORRECT = range(4)
@@ -629,18 +633,20 @@ def _sympify(code):
     return parse_expr(code, local_dict=names)
 
 
-def _random_points(syms):
-    """N_POINTS points: in the first half every symbol is positive, in the rest its sign is random.
-    Coordinates are rationals with random denominators near 2^30 and magnitudes log-uniform in
-    [0.1, 10], so no term can vanish at all of them (sin(2^k pi x), (x - a)(x - b) at guessed points)."""
+def _random_points(syms, top=1):
+    """N_POINTS points: in the first third every symbol is positive (roots and logs are real there),
+    in the next one every symbol is negative (|x| is not x), in the rest signs are random. Coordinates
+    are rationals with random denominators near 2^30 and magnitudes log-uniform in [0.1, 10^top], so
+    no term can vanish at all of them (sin(2^k pi x), (x - a)(x - b) at guessed points)."""
     import sympy
     points = []
     for k in range(N_POINTS):
         point = {}
         for s in syms:
             q = _rng.randrange(1 << 29, 1 << 30)
-            v = sympy.Rational(max(1, round(10 ** _rng.uniform(-1, 1) * q)), q)
-            point[s] = -v if k >= N_POINTS // 2 and _rng.random() < 0.5 else v
+            v = sympy.Rational(max(1, round(10 ** _rng.uniform(-1, top) * q)), q)
+            negative = k >= N_POINTS // 3 and (k == N_POINTS // 3 or _rng.random() < 0.5)
+            point[s] = -v if negative else v
         points.append(point)
     return points
 
@@ -672,12 +678,15 @@ def _sympy_equal(a, b):
     cuts = [p.base for p in (x.atoms(sympy.Pow) | y.atoms(sympy.Pow)) if not p.exp.is_integer]
     cuts += [f.args[0] for f in x.atoms(sympy.log) | y.atoms(sympy.log)]
     inside, outside = [], []  # values in the real domain of every root and log, and elsewhere
-    for point in _random_points(syms) if syms else [{}]:
+    points = _random_points(syms) if syms else [{}]
+    for k, point in enumerate(points):
         u, v = x.evalf(30, subs=point), y.evalf(30, subs=point)
         if not (u.is_number and v.is_number) or any(w.has(sympy.nan, sympy.zoo, sympy.oo, -sympy.oo) for w in (u, v)):
             continue  # a pole says nothing
         real = all(c.evalf(15, subs=point).is_extended_nonnegative for c in cuts)
         (inside if real else outside).append((u, v))
+        if k == len(points) - 1 and len(inside) < 2 and len(points) < 3 * N_POINTS:
+            points += _random_points(syms, top=len(points) // N_POINTS + 1)  # a domain such as x >= 2
     pairs = inside if len(inside) >= 2 else inside + outside  # off the real domain only as a last resort
     if not pairs or not all(_close(u, v, tol) for u, v in pairs):
         return WRONG
