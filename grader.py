@@ -15,8 +15,8 @@ kills it if even that is late (a hang in C), and a warm spare takes its place, s
 call no sympy import. Unlike signal.alarm in the caller this works in any thread and inside worker
 processes. The cheap checks are bounded too (MAX_BOX_CHARS, MAX_CHARS, MAX_LEAF_PAIRS, no regex that
 can backtrack), so a call takes at most TIMEOUT_S plus a few tens of milliseconds whatever the input;
-only the first sympy call of a process waits for its helper to import sympy (about 1 s). Grading never
-raises. POSIX only.
+only the first sympy call of a process waits for its helper to import sympy (about 1 s; warm_up() starts
+them ahead). Grading never raises. POSIX only.
 
 Policy, where graders differ. Inside an RL loop every leniency is a behaviour the policy can learn, so:
 - The answer is the response's last \\boxed{} (or \\fbox{}), joined to the boxes just before it that
@@ -847,7 +847,8 @@ _CHOICE = re.compile(r"\(?([A-E])\)?(?![a-zA-Z])")
 def _choice(answer):
     """The one option letter an answer names ("C", "(C)", "(C) 12"); None if it names none or several."""
     m = _CHOICE.match(answer)
-    if not m or re.search(r"^,|(?<![a-zA-Z\\])[A-E](?![a-zA-Z])", answer[m.end():]):  # (C),(D); C or D
+    rest = re.sub(r"\\[a-zA-Z]+", "", answer[m.end():]) if m else ""  # a value may follow: (C) \frac{1}{2}
+    if not m or rest.startswith(",") or re.search("[A-E]", rest):  # (C),(D); C or D; C (or maybe D)
         return None
     return m[1]
 
@@ -904,6 +905,16 @@ def verdicts(responses, golds, processes=0):
     if len(responses) != len(golds):
         raise ValueError(f"{len(responses)} responses but {len(golds)} gold answers")
     return _verdicts([_final_answer(r) for r in responses], golds, max(1, processes))
+
+
+def warm_up(processes=0):
+    """Start the sympy helpers of grade_many(..., processes) and the spare now, without waiting: they
+    import sympy while the caller does something else (sampling), and the first call does not wait."""
+    with _lock:
+        while len(_helpers) < max(1, processes):
+            _helpers.append(_Helper())
+        if not _spare:
+            _spare.append(_Helper())
 
 
 def is_equiv(answer, gold):

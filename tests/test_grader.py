@@ -265,6 +265,7 @@ CASES = [
     (boxed("C or D"), "C", False),
     (boxed("CD"), "C", False),
     (boxed("(C)(D)"), "\\text{(C)}", False),
+    (boxed("C \\text{ (or maybe D)}"), "\\text{(C)}", False),
     (boxed("2 \\text{ or } 3"), "2", False),
     (boxed("3\\text{ or }4"), "3", False),
     (boxed("2, 3"), "2", False),
@@ -516,6 +517,19 @@ def test_a_killed_helper_is_replaced_by_the_warm_spare_without_a_sympy_import(mo
     monkeypatch.undo()
     assert grader._helpers[0] is spare and len(grader._spare) == 1 and grader._spare[0] is not spare
     assert is_equiv("\\sqrt{12}", "2\\sqrt{3}") is True
+
+
+def test_warm_up_starts_the_helpers_and_the_spare_that_grading_then_uses():
+    with multiprocessing.get_context("fork").Pool(1) as pool:  # a fresh process with no helpers yet
+        started, used = pool.apply(warm_up_then_grade)
+    assert started == used and len(started) == 3  # two helpers and the spare, none started twice
+
+
+def warm_up_then_grade():
+    grader.warm_up(processes=2)
+    started = [h.proc.pid for h in grader._helpers + grader._spare]
+    assert grader.grade_many([boxed("2\\sqrt2"), boxed("(x+1)^2")], ["\\sqrt8", "x^2+2x+1"], processes=2) == [True, True]
+    return started, [h.proc.pid for h in grader._helpers + grader._spare]
 
 
 def test_a_pair_that_runs_out_of_budget_is_a_timeout_and_the_helper_survives():
