@@ -358,6 +358,7 @@ MATH_VERIFY_DISAGREES = {
     (boxed("q=2, p=3"), "(p,q)=(3,2)"): "labelled members are matched by label",
     (boxed("5, 4"), "AB=4,CD=5"): "a labelled list is ordered: 5, 4 says AB=5",
     (boxed("3√13"), "3\\sqrt{13}"): "a Unicode root covers every digit after it",
+    (boxed("C \\text{ (or maybe D)}"), "\\text{(C)}"): "a hedge between two choices; it reads the first letter",
 }
 
 
