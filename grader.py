@@ -109,17 +109,9 @@ def _box_at(text, start):
 
 
 def extract_boxed(text):
-    """Content of the last \\boxed{...} or \\fbox{...} (also `\\boxed 5`); None if absent or unbalanced."""
-    if not isinstance(text, str):
-        return None
-    start = _last_box(text, len(text))
-    box = _box_at(text, start) if start >= 0 else None
-    return box[0] if box else None
-
-
-def _final_answer(text):
-    """The last box's content, joined by ", " to the boxes just before it that only separators part
-    (`$\\boxed{1}$ and $\\boxed{2}$` -> "1, 2"; repeats dropped); None without a balanced last box."""
+    """The final boxed answer: the content of the last \\boxed{...} or \\fbox{...} (also `\\boxed 5`),
+    joined by ", " to the boxes just before it that only separators part (`$\\boxed{1}$ and
+    $\\boxed{2}$` -> "1, 2"; repeats dropped). None if there is none or the last one is unbalanced."""
     if not isinstance(text, str):
         return None
     start = _last_box(text, len(text))
@@ -138,9 +130,8 @@ def _final_answer(text):
 
 
 def gold_from_solution(solution):
-    """Gold answer of a MATH-style solution: its final boxed answer (several adjacent boxes are a
-    list, as in a response), or None."""
-    answer = _final_answer(solution)
+    """Gold answer of a MATH-style solution: its final boxed answer (extract_boxed), or None."""
+    answer = extract_boxed(solution)
     return answer.strip() or None if answer else None
 
 # ----------------------------------------------------------------------------- normalisation
@@ -168,7 +159,7 @@ def _normalize(s):
     "and"/"or" become commas, `\\in` becomes `=`."""
     s = s.strip()
     if s.startswith(("\\boxed", "\\fbox")):  # a gold written as `\boxed{1}\boxed{2}`
-        s = _final_answer(s) or s
+        s = extract_boxed(s) or s
     return s if len(s) > MAX_CHARS else _normalize_short(s)
 
 
@@ -904,7 +895,7 @@ def verdicts(responses, golds, processes=0):
     each pair bounded by TIMEOUT_S. Truncation is the caller's to decide."""
     if len(responses) != len(golds):
         raise ValueError(f"{len(responses)} responses but {len(golds)} gold answers")
-    return _verdicts([_final_answer(r) for r in responses], golds, max(1, processes))
+    return _verdicts([extract_boxed(r) for r in responses], golds, max(1, processes))
 
 
 def warm_up(processes=0):

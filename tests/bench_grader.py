@@ -195,7 +195,7 @@ def main():
     grader.is_equiv("\\sqrt{8}", "2\\sqrt{2}")  # start the helper outside the timings
 
     # which pairs the cheap checks decide on their own, and how fast
-    answers = [grader._final_answer(r) for r in responses]
+    answers = [grader.extract_boxed(r) for r in responses]
     hard = [k for k in range(n) if isinstance(grader._prepare(answers[k], golds[k]), tuple)]
     easy = [k for k in range(n) if k not in hard]
     start = time.perf_counter()

@@ -427,6 +427,7 @@ def test_gold_from_solution_keeps_every_box_of_a_multi_box_answer_but_not_earlie
     assert gold_from_solution("so $\\boxed{1}$ and $\\boxed{2}$.") == "1, 2"
     assert gold_from_solution("the sides are \\boxed{3}\\boxed{4}") == "3, 4"
     assert gold_from_solution("\\boxed{1}, so twice that is \\boxed{2}") == "2"
+    assert extract_boxed("$\\boxed{2}$, $\\boxed{3}$") == "2, 3" and extract_boxed("\\boxed{3} \\boxed{3}") == "3"
 
 
 def test_extract_boxed_is_bounded_on_a_megabyte_of_braces():
