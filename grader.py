@@ -459,7 +459,7 @@ _FUNCS = {"sin": "sin", "cos": "cos", "tan": "tan", "cot": "cot", "sec": "sec", 
 _CONSTANTS = {"pi": "pi", "infty": "oo", "cdot": "*", "times": "*", "div": "/", "e": "E", "i": "I"}
 _GREEK = set("alpha beta gamma delta epsilon varepsilon zeta eta theta vartheta kappa lambda mu nu xi "
              "rho sigma tau phi varphi chi psi omega Gamma Delta Theta Lambda Sigma Phi Psi Omega".split())
-_NAMES = set(_FUNCS.values()) | {"sqrt", "binomial", "factorial", "Abs"}
+_NAMES = set(_FUNCS.values()) | {"sqrt", "real_root", "binomial", "factorial", "Abs"}
 
 
 def _operand_end(t):
@@ -517,10 +517,10 @@ def _to_code(latex):
             return ["("] + arg() + ["/"] + arg() + [")"]
         if name == "binom":
             return ["binomial", "("] + arg() + [","] + arg() + [")"]
-        if name == "sqrt" and toks[pos:pos + 1] == ["["]:  # \sqrt[3]{x}
+        if name == "sqrt" and toks[pos:pos + 1] == ["["]:  # \sqrt[3]{x}, real: \sqrt[3]{-8} is -2, not 1+i\sqrt3
             pos += 1
             index = run("]")
-            return ["("] + arg() + ["**", "(", "1", "/", "("] + index + [")", ")", ")"]
+            return ["real_root", "("] + arg() + [","] + index + [")"]
         if name == "sqrt":
             return ["sqrt"] + arg()
         if t[0] == "\\" and name in _FUNCS:  # \sin(x), \sin^2 x, and \sin 2x is sin(2x) as printed

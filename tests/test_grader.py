@@ -104,6 +104,9 @@ CASES = [
     (boxed("3\\sqrt{2}"), "2\\sqrt{3}", False),
     (boxed("\\sqrt{3}"), "\\sqrt{2}", False),
     (boxed("\\sqrt[3]{27}"), "3", True),
+    (boxed("\\sqrt[3]{-8}"), "-2", True),
+    (boxed("\\sqrt[3]{2+\\sqrt5}+\\sqrt[3]{2-\\sqrt5}"), "1", True),
+    (boxed("\\sqrt[3]{-8}"), "2", False),
     (boxed("1.414214"), "\\sqrt{2}", True),
     (boxed("1.41"), "\\sqrt{2}", False),
     (boxed("2\\pi"), "2\\pi", True),
@@ -359,6 +362,8 @@ MATH_VERIFY_DISAGREES = {
     (boxed("5, 4"), "AB=4,CD=5"): "a labelled list is ordered: 5, 4 says AB=5",
     (boxed("3√13"), "3\\sqrt{13}"): "a Unicode root covers every digit after it",
     (boxed("C \\text{ (or maybe D)}"), "\\text{(C)}"): "a hedge between two choices; it reads the first letter",
+    (boxed("\\sqrt[3]{-8}"), "-2"): "an odd root of a negative number is the real one, not sympy's principal root",
+    (boxed("\\sqrt[3]{2+\\sqrt5}+\\sqrt[3]{2-\\sqrt5}"), "1"): "Cardano's real cube roots: 1",
 }
 
 
