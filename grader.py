@@ -344,6 +344,8 @@ def _match(x, y, leaf):
     """Rank of parsed answer x against parsed answer y; leaf(a, b) ranks two leaves."""
     (x, lx), (y, ly) = _unlabel(x), _unlabel(y)
     if isinstance(x, str) and isinstance(y, str):
+        if lx and ly and lx != ly and "=" not in x + y:  # x = y against y = x
+            return max(leaf(x, y), _all([leaf(lx, y), leaf(x, ly)]))
         if ("=" in x) != ("=" in y) and (lx or ly):  # y=2x+3 against 2x+3=y: compare the equations
             x, y = (lx + "=" + x if lx else x), (ly + "=" + y if ly else y)
         if x.count("=") == 1 and y.count("=") == 1:  # equations: the same sides, in either order

@@ -207,6 +207,9 @@ CASES = [
     (boxed("x+y=1"), "y+x=1", True),
     (boxed("x-y=1"), "x+y=1", False),
     (boxed("f(x) = x^2"), "x^2", True),
+    (boxed("x = y"), "y = x", True),
+    (boxed("x = 2y"), "y = 2x", False),
+    (boxed("2x+3=y"), "y = 2x + 3", True),
     # --- degrees, percents, units
     (boxed("30^\\circ"), "30", True),
     (boxed("30^{\\circ}"), "30", True),
