@@ -352,8 +352,8 @@ def _match(x, y, leaf):
             (x1, x2), (y1, y2) = x.split("="), y.split("=")
             return max(_all([leaf(x1, y1), leaf(x2, y2)]), _all([leaf(x1, y2), leaf(x2, y1)]))
         return leaf(x, y)
-    if isinstance(x, str) or isinstance(y, str):
-        return WRONG  # one value against several (a hedge), or against a tuple or matrix
+    if isinstance(x, str) or isinstance(y, str):  # one value against several (a hedge), a tuple, a matrix
+        return UNPARSEABLE if _to_code(x if isinstance(x, str) else y) is None else WRONG  # x>2 vs (2,\infty)
     (kx, tx, xs), (ky, ty, ys) = x, y
     if kx == "list" and ky in ("seq", "set"):  # a bare "1, 2" takes the other side's brackets
         kx, tx = ky, ty

@@ -627,7 +627,8 @@ def test_grading_works_inside_daemonic_pool_workers(method):
 def test_verdicts_say_why_a_reward_was_zero(monkeypatch):
     pairs = {"correct": [(boxed("2\\sqrt2"), "\\sqrt8"), (boxed("42"), 42.0)],
              "no_box": [("The answer is 42.", "42"), ("\\boxed{42", "42"), ("\\boxed{}", "42"), (None, "42")],
-             "unparseable": [(boxed("x \\geq 2"), "x \\ge 3"), (boxed("10^{10^{10}}"), "5"), (boxed("5"), None),
+             "unparseable": [(boxed("x \\geq 2"), "x \\ge 3"), (boxed("x > 2"), "(2, \\infty)"),
+                             (boxed("10^{10^{10}}"), "5"), (boxed("5"), None),
                              (boxed("9" * 5000), "9")],
              "wrong": [(boxed("41"), "42"), (boxed("C, D"), "C"), (boxed("x^3+\\sin(10000\\pi x)"), "x^3")]}
     responses, golds, expected = zip(*[(r, g, v) for v, rg in pairs.items() for r, g in rg])
