@@ -928,5 +928,6 @@ def grade_many(responses, golds, processes=0):
 if __name__ == "__main__":
     for response, gold in [("so the answer is \\boxed{\\dfrac{3}{4}}.", "\\frac34"), ("\\boxed{2\\sqrt2}", "\\sqrt{8}"),
                            ("\\boxed{[2,5]}", "[2,5)"), ("\\boxed{\\text{(C)}}", "C"), ("the answer is 42", "42"),
-                           ("\\boxed{C, D}", "\\text{(C)}"), ("\\boxed{1+\\sqrt{19}, 1-\\sqrt{19}}", "1 \\pm \\sqrt{19}")]:
+                           ("\\boxed{C, D}", "\\text{(C)}"),
+                           ("\\boxed{1+\\sqrt{19}, 1-\\sqrt{19}}", "1 \\pm \\sqrt{19}")]:
         print(f"verdicts([{response!r}], [{gold!r}]) = {verdicts([response], [gold])}")

@@ -359,7 +359,7 @@ MATH_VERIFY_DISAGREES = {
     (boxed("\\text{(C)} 12"), "\\text{(C)}"): "a choice letter followed by its value still names choice C",
     (boxed("30°"), "30"): "Unicode degree sign, like ^\\circ",
     (boxed("\\frac{-1 \\pm \\sqrt{5}}{2}"), "\\frac{-1+\\sqrt5}{2}, \\frac{-1-\\sqrt5}{2}"): "\\pm is its two members",
-    (boxed("\\sqrt{x}\\sqrt{y}"), "\\sqrt{xy}"): "equal wherever both are real; it compares them over the complex numbers",
+    (boxed("\\sqrt{x}\\sqrt{y}"), "\\sqrt{xy}"): "equal wherever both are real; it compares over the complex numbers",
     (boxed("\\ln(x^2)"), "2\\ln x"): "equal on the real domain of ln x",
     (boxed("q=2, p=3"), "(p,q)=(3,2)"): "labelled members are matched by label",
     (boxed("5, 4"), "AB=4,CD=5"): "a labelled list is ordered: 5, 4 says AB=5",
@@ -538,7 +538,8 @@ def test_warm_up_starts_the_helpers_and_the_spare_that_grading_then_uses():
 def warm_up_then_grade():
     grader.warm_up(processes=2)
     started = [h.proc.pid for h in grader._helpers + grader._spare]
-    assert grader.grade_many([boxed("2\\sqrt2"), boxed("(x+1)^2")], ["\\sqrt8", "x^2+2x+1"], processes=2) == [True, True]
+    responses, golds = [boxed("2\\sqrt2"), boxed("(x+1)^2")], ["\\sqrt8", "x^2+2x+1"]
+    assert grader.grade_many(responses, golds, processes=2) == [True, True]
     return started, [h.proc.pid for h in grader._helpers + grader._spare]
 
 
