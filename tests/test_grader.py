@@ -3,6 +3,8 @@ Tests of grader.py: is a response's boxed answer equal to the gold? CPU only.
 
     python -m pytest tests/test_grader.py -q
 """
+import decimal
+import fractions
 import math
 import multiprocessing
 import re
@@ -11,13 +13,15 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import grader  # noqa: E402
-from grader import extract_boxed, gold_from_solution, grade, grade_many, is_equiv  # noqa: E402
+from grader import extract_boxed, gold_from_solution, grade, grade_many, is_equiv, verdicts  # noqa: E402
 
 BOUND_S = 5 * grader.TIMEOUT_S  # its budget, plus a helper restart (a sympy import) on a loaded machine
 
@@ -100,6 +104,9 @@ CASES = [
     (boxed("3\\sqrt{2}"), "2\\sqrt{3}", False),
     (boxed("\\sqrt{3}"), "\\sqrt{2}", False),
     (boxed("\\sqrt[3]{27}"), "3", True),
+    (boxed("\\sqrt[3]{-8}"), "-2", True),
+    (boxed("\\sqrt[3]{2+\\sqrt5}+\\sqrt[3]{2-\\sqrt5}"), "1", True),
+    (boxed("\\sqrt[3]{-8}"), "2", False),
     (boxed("1.414214"), "\\sqrt{2}", True),
     (boxed("1.41"), "\\sqrt{2}", False),
     (boxed("2\\pi"), "2\\pi", True),
@@ -200,6 +207,9 @@ CASES = [
     (boxed("x+y=1"), "y+x=1", True),
     (boxed("x-y=1"), "x+y=1", False),
     (boxed("f(x) = x^2"), "x^2", True),
+    (boxed("x = y"), "y = x", True),
+    (boxed("x = 2y"), "y = 2x", False),
+    (boxed("2x+3=y"), "y = 2x + 3", True),
     # --- degrees, percents, units
     (boxed("30^\\circ"), "30", True),
     (boxed("30^{\\circ}"), "30", True),
@@ -254,6 +264,83 @@ CASES = [
     (boxed("__import__('os').system('echo pwned')"), "0", False),
     (boxed("\\sqrt{\\sqrt{\\sqrt{\\sqrt{\\sqrt{2}}}}}"), "2^{1/32}", True),
     (boxed(""), "", False),
+    # --- hedges: several alternatives for a single-valued gold are wrong, however they are written
+    (boxed("\\text{(C) or (D)}"), "\\text{(C)}", False),
+    (boxed("C, D"), "\\text{(C)}", False),
+    (boxed("(B), (C)"), "(B)", False),
+    (boxed("C or D"), "C", False),
+    (boxed("CD"), "C", False),
+    (boxed("(C)(D)"), "\\text{(C)}", False),
+    (boxed("C \\text{ (or maybe D)}"), "\\text{(C)}", False),
+    (boxed("2 \\text{ or } 3"), "2", False),
+    (boxed("3\\text{ or }4"), "3", False),
+    (boxed("2, 3"), "2", False),
+    (boxed("x = 2 \\text{ or } x = 3"), "2", False),
+    (boxed("\\pm 3"), "3", False),
+    ("$\\boxed{2}$ or $\\boxed{3}$", "3", False),
+    ("$\\boxed{2}$, $\\boxed{3}$", "2", False),
+    # --- ... but a list gold accepts the same members, in any order unless it is a tuple
+    ("$\\boxed{2}$ and $\\boxed{3}$", "2, 3", True),
+    (boxed("x = 3 \\text{ or } x = 2"), "2, 3", True),
+    (boxed("3, 2"), "x=2 \\text{ or } x=3", True),
+    # --- \pm golds against their expanded members
+    (boxed("1+\\sqrt{19}, 1-\\sqrt{19}"), "1 \\pm \\sqrt{19}", True),
+    (boxed("1-\\sqrt{19}, 1+\\sqrt{19}"), "1 \\pm \\sqrt{19}", True),
+    (boxed("\\{1-\\sqrt{19}, 1+\\sqrt{19}\\}"), "1 \\pm \\sqrt{19}", True),
+    (boxed("1 \\pm \\sqrt{19}"), "1+\\sqrt{19},1-\\sqrt{19}", True),
+    (boxed("-2, 1+\\sqrt5, 1-\\sqrt5"), "\\{1\\pm\\sqrt{5},-2\\}", True),
+    (boxed("\\frac{-1 \\pm \\sqrt{5}}{2}"), "\\frac{-1+\\sqrt5}{2}, \\frac{-1-\\sqrt5}{2}", True),
+    (boxed("1+\\sqrt{19}"), "1 \\pm \\sqrt{19}", False),
+    (boxed("1+\\sqrt{19}, 1-\\sqrt{18}"), "1 \\pm \\sqrt{19}", False),
+    (boxed("-2, 1+\\sqrt5"), "\\{1\\pm\\sqrt{5},-2\\}", False),
+    # --- symbolic equality: not at points a response can know in advance
+    (boxed("x^3+3x-6+\\sin(10000\\pi x)"), "x^3+3x-6", False),
+    (boxed("x^3+3x-6+\\sin(1073741824\\pi x)"), "x^3+3x-6", False),
+    (boxed("x^3+3x-6+(x-0.5377)(x-1.8339)(x+2.2588)"), "x^3+3x-6", False),  # the old fixed points
+    (boxed("x^3+3x-6+(x-\\frac{5377}{10000})(x-\\frac{18339}{10000})"), "x^3+3x-6", False),
+    (boxed("|x|"), "x", False),
+    (boxed("e^{-100}"), "0", False),
+    (boxed("\\sqrt{x}\\sqrt{y}"), "\\sqrt{xy}", True),  # equal wherever both are real: a branch cut says nothing
+    (boxed("\\ln(x^2)"), "2\\ln x", True),
+    (boxed("\\frac{x^2-1}{x-1}"), "x+1", True),
+    (boxed("\\frac{1}{x-1}-\\frac{1}{x+1}"), "\\frac{2}{x^2-1}", True),
+    # --- the training set's golds (NuminaMath): labels, ratios, lists, several boxes, \! separators
+    (boxed("(3,2)"), "(p,q)=(3,2)", True),
+    (boxed("p=3, q=2"), "(p,q)=(3,2)", True),
+    (boxed("q=2, p=3"), "(p,q)=(3,2)", True),
+    (boxed("(2,3)"), "(p,q)=(3,2)", False),
+    (boxed("p=2, q=3"), "(p,q)=(3,2)", False),
+    (boxed("\\frac{\\sqrt{6}}{6}"), "\\frac{NO}{BO}=\\frac{1}{\\sqrt{6}}", True),
+    (boxed("\\frac{NO}{BO}=\\frac{1}{\\sqrt{6}}"), "\\frac{\\sqrt6}{6}", True),
+    (boxed("\\frac{\\sqrt{6}}{3}"), "\\frac{NO}{BO}=\\frac{1}{\\sqrt{6}}", False),
+    (boxed("11:21"), "V_{1}:V_{2}=11:21", True),
+    (boxed("\\frac{11}{21}"), "V_{1}:V_{2}=11:21", True),
+    (boxed("21:11"), "V_{1}:V_{2}=11:21", False),
+    (boxed("16, 21"), "21,16", True),
+    (boxed("21"), "21,16", False),
+    (boxed("21, 16, 5"), "21,16", False),
+    (boxed("6, 8"), "6 \\text{ and } 8", True),
+    (boxed("8 \\text{ and } 6"), "6 \\text{ and } 8", True),
+    (boxed("6"), "6 \\text{ and } 8", False),
+    (boxed("4, 5"), "AB=4,CD=5", True),
+    (boxed("CD=5, AB=4"), "AB=4,CD=5", True),
+    (boxed("5, 4"), "AB=4,CD=5", False),
+    (boxed("1, 2"), "\\boxed{1}\\boxed{2}", True),
+    (boxed("2"), "\\boxed{1}\\boxed{2}", False),
+    (boxed("11111111100"), "11,\\!111,\\!111,\\!100", True),
+    (boxed("11,111,111,100"), "11,\\!111,\\!111,\\!100", True),
+    (boxed("11111111101"), "11,\\!111,\\!111,\\!100", False),
+    (boxed("(C)"), "\\text{C}", True),
+    (boxed("\\textbf{(C)}"), "\\text{C}", True),
+    (boxed("(D)"), "\\text{C}", False),
+    # --- Unicode roots of several digits, spaced function names, matrices in \left( \right)
+    (boxed("3√13"), "3\\sqrt{13}", True),
+    (boxed("3√13"), "9", False),  # not 3 * sqrt(1) * 3
+    (boxed("\\cot \\, x"), "\\cot x", True),
+    (boxed("\\cot \\, x"), "\\frac{\\cos x}{\\sin x}", True),
+    (boxed("\\cot \\, x"), "\\tan x", False),
+    (boxed("\\left( \\begin{matrix} 1 \\\\ 2 \\end{matrix} \\right)"), "\\begin{pmatrix}1\\\\2\\end{pmatrix}", True),
+    (boxed("\\left( \\begin{matrix} 2 \\\\ 1 \\end{matrix} \\right)"), "\\begin{pmatrix}1\\\\2\\end{pmatrix}", False),
 ]
 
 # Where math-verify 0.9 (verify(parse("$gold$"), parse(response))) disagrees with our verdict, and why
@@ -271,6 +358,15 @@ MATH_VERIFY_DISAGREES = {
     (boxed("(-∞, 0) ∪ (1, ∞)"), "(-\\infty,0)\\cup(1,\\infty)"): "Unicode ∞ and ∪ mean \\infty and \\cup",
     (boxed("\\text{(C)} 12"), "\\text{(C)}"): "a choice letter followed by its value still names choice C",
     (boxed("30°"), "30"): "Unicode degree sign, like ^\\circ",
+    (boxed("\\frac{-1 \\pm \\sqrt{5}}{2}"), "\\frac{-1+\\sqrt5}{2}, \\frac{-1-\\sqrt5}{2}"): "\\pm is its two members",
+    (boxed("\\sqrt{x}\\sqrt{y}"), "\\sqrt{xy}"): "equal wherever both are real; it compares over the complex numbers",
+    (boxed("\\ln(x^2)"), "2\\ln x"): "equal on the real domain of ln x",
+    (boxed("q=2, p=3"), "(p,q)=(3,2)"): "labelled members are matched by label",
+    (boxed("5, 4"), "AB=4,CD=5"): "a labelled list is ordered: 5, 4 says AB=5",
+    (boxed("3√13"), "3\\sqrt{13}"): "a Unicode root covers every digit after it",
+    (boxed("C \\text{ (or maybe D)}"), "\\text{(C)}"): "a hedge between two choices; it reads the first letter",
+    (boxed("\\sqrt[3]{-8}"), "-2"): "an odd root of a negative number is the real one, not sympy's principal root",
+    (boxed("\\sqrt[3]{2+\\sqrt5}+\\sqrt[3]{2-\\sqrt5}"), "1"): "Cardano's real cube roots: 1",
 }
 
 
@@ -333,6 +429,21 @@ def test_gold_from_solution_reads_the_final_boxed_answer_of_a_math_solution():
     solution = "We get $x = \\boxed{2}$ first, so the answer is $\\boxed{\\dfrac{\\sqrt{3}}{2}}$."
     assert gold_from_solution(solution) == "\\dfrac{\\sqrt{3}}{2}"
     assert gold_from_solution("no boxed answer") is None and gold_from_solution("\\boxed{ }") is None
+
+
+def test_gold_from_solution_keeps_every_box_of_a_multi_box_answer_but_not_earlier_boxes():
+    assert gold_from_solution("so $\\boxed{1}$ and $\\boxed{2}$.") == "1, 2"
+    assert gold_from_solution("the sides are \\boxed{3}\\boxed{4}") == "3, 4"
+    assert gold_from_solution("\\boxed{1}, so twice that is \\boxed{2}") == "2"
+    assert extract_boxed("$\\boxed{2}$, $\\boxed{3}$") == "2, 3" and extract_boxed("\\boxed{3} \\boxed{3}") == "3"
+
+
+def test_extract_boxed_is_bounded_on_a_megabyte_of_braces():
+    for text in ["\\boxed{" + "{" * 1_000_000, "\\boxed{" + "{}" * 500_000, "\\boxed{" + "\\{" * 500_000 + "}"]:
+        start = time.perf_counter()
+        assert extract_boxed(text) is None and grade(text, "1") is False
+        assert time.perf_counter() - start < BOUND_S
+    assert extract_boxed("\\boxed{" + "{}" * 1000 + "}") == "{}" * 1000  # a long balanced box is still read
 
 
 # ----------------------------------------------------------------------------- robustness
@@ -406,6 +517,59 @@ def test_a_helper_that_overruns_its_budget_is_killed_and_replaced(monkeypatch):
     assert is_equiv("\\sqrt{18}", "3\\sqrt{2}") is True  # the replacement is fresh, not fed a stale answer
 
 
+def test_a_killed_helper_is_replaced_by_the_warm_spare_without_a_sympy_import(monkeypatch):
+    assert is_equiv("\\sqrt{8}", "2\\sqrt{2}")
+    spare = grader._spare[0]
+    assert spare.proc.poll() is None
+    slow = ["\\{" + ",".join(f"x+\\sqrt{{{k + shift}}}" for k in range(2, 32)) + "\\}" for shift in (0, 100)]
+    monkeypatch.setattr(grader, "TIMEOUT_S", 0.05)
+    assert grader._verdicts([slow[0]], [slow[1]], 1) == ["timeout"]
+    monkeypatch.undo()
+    assert grader._helpers[0] is spare and len(grader._spare) == 1 and grader._spare[0] is not spare
+    assert is_equiv("\\sqrt{12}", "2\\sqrt{3}") is True
+
+
+def test_warm_up_starts_the_helpers_and_the_spare_that_grading_then_uses():
+    with multiprocessing.get_context("fork").Pool(1) as pool:  # a fresh process with no helpers yet
+        started, used = pool.apply(warm_up_then_grade)
+    assert started == used and len(started) == 3  # two helpers and the spare, none started twice
+
+
+def warm_up_then_grade():
+    grader.warm_up(processes=2)
+    started = [h.proc.pid for h in grader._helpers + grader._spare]
+    responses, golds = [boxed("2\\sqrt2"), boxed("(x+1)^2")], ["\\sqrt8", "x^2+2x+1"]
+    assert grader.grade_many(responses, golds, processes=2) == [True, True]
+    return started, [h.proc.pid for h in grader._helpers + grader._spare]
+
+
+def test_a_pair_that_runs_out_of_budget_is_a_timeout_and_the_helper_survives():
+    assert is_equiv("\\sqrt{8}", "2\\sqrt{2}")
+    pid = grader._helpers[0].proc.pid
+    hard = ["\\{" + ",".join(f"\\sin(x+\\sqrt{{{k}}})^2" for k in range(2, 32)) + "\\}",
+            "\\{" + ",".join(f"1-\\cos(\\sqrt{{{k}}}+x)^2" for k in range(31, 1, -1)) + "\\}"]
+    start = time.perf_counter()
+    assert grader._verdicts([hard[0]], [hard[1]], 1) == ["timeout"]
+    assert time.perf_counter() - start < BOUND_S
+    assert grader._helpers[0].proc.pid == pid  # its own alarm stopped it: nothing to restart
+
+
+def next_random_number():  # by name, so the child draws from its own generator, not a pickled copy
+    return grader._rng.random()
+
+
+def test_random_points_differ_between_calls_and_between_forked_processes():
+    import sympy
+    x = sympy.Symbol("_x")
+    assert grader._random_points([x]) != grader._random_points([x])
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        child = pool.apply(next_random_number)
+    assert child != grader._rng.random()
+    signs = [p[x] > 0 for p in grader._random_points([x])]
+    third = grader.N_POINTS // 3
+    assert all(signs[:third]) and not signs[third]  # roots and logs are real somewhere, |x| is not x somewhere
+
+
 def test_power_towers_are_refused_before_sympy_evaluates_them():
     assert is_equiv("\\sqrt{8}", "2\\sqrt{2}")
     pid = grader._helpers[0].proc.pid
@@ -459,6 +623,32 @@ def test_grading_works_inside_daemonic_pool_workers(method):
     with multiprocessing.get_context(method).Pool(2) as pool:  # daemonic: may not start multiprocessing children
         got = pool.starmap(grade, [(boxed("2\\sqrt2"), "\\sqrt8"), (boxed("10^{10^{10}}"), "5"), (boxed("x+x"), "2x")])
     assert got == [True, False, True]
+
+
+def test_verdicts_say_why_a_reward_was_zero(monkeypatch):
+    pairs = {"correct": [(boxed("2\\sqrt2"), "\\sqrt8"), (boxed("42"), 42.0)],
+             "no_box": [("The answer is 42.", "42"), ("\\boxed{42", "42"), ("\\boxed{}", "42"), (None, "42")],
+             "unparseable": [(boxed("x \\geq 2"), "x \\ge 3"), (boxed("x > 2"), "(2, \\infty)"),
+                             (boxed("10^{10^{10}}"), "5"), (boxed("5"), None),
+                             (boxed("9" * 5000), "9")],
+             "wrong": [(boxed("41"), "42"), (boxed("C, D"), "C"), (boxed("x^3+\\sin(10000\\pi x)"), "x^3")]}
+    responses, golds, expected = zip(*[(r, g, v) for v, rg in pairs.items() for r, g in rg])
+    got = verdicts(list(responses), list(golds), processes=2)
+    assert got == list(expected), [(r[-30:] if r else r, g, v) for r, g, v in zip(responses, golds, got)]
+    assert grade_many(list(responses), list(golds)) == [v == "correct" for v in got]
+    slow = ["\\{" + ",".join(f"x+\\sqrt{{{k + shift}}}" for k in range(2, 32)) + "\\}" for shift in (0, 100)]
+    monkeypatch.setattr(grader, "TIMEOUT_S", 0.05)
+    assert verdicts([boxed(slow[0]), boxed("1")], [slow[1], "1"]) == ["timeout", "correct"]
+
+
+def test_non_string_golds_are_graded_by_their_value():
+    for gold in [5, 5.0, np.int64(5), np.float64(5.0), fractions.Fraction(5), decimal.Decimal("5.00")]:
+        assert grade(boxed("5"), gold) is True and grade(boxed("5.0"), gold) is True, gold
+        assert grade(boxed("6"), gold) is False, gold
+    assert grade(boxed("\\frac{1}{10}"), 0.1) and grade(boxed("0.5"), fractions.Fraction(1, 2))
+    assert grade(boxed("100000000000000000000"), 1e20)
+    for gold in [True, float("nan"), float("inf"), [5], None]:
+        assert grade(boxed("5"), gold) is False and grade(boxed("1"), gold) is False
 
 
 def test_grade_many_with_two_processes_matches_the_table():
