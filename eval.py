@@ -27,6 +27,7 @@ import torch
 import toy
 from data import BENCHMARKS, chat_prompt, encode, load_rows
 from distributed import all_max, barrier, finish, init_distributed
+import grader
 from grader import extract_boxed, grade_many, is_equiv
 from sample import generate, kv_budget
 
@@ -395,7 +396,8 @@ def main(argv):
     except (FileNotFoundError, ValueError) as e:
         raise SystemExit(f"error: {e}")
     tok = AutoTokenizer.from_pretrained(model.source)
-
+    if cfg.grader_processes:
+        grader.warm_up(cfg.grader_processes)  # the sympy helpers start now, not at the first answers
     run(cfg, benchmarks, model, tok, rank, world)
 
 

@@ -18,7 +18,7 @@ prompt: an easy problem's short answers are compared with each other, a hard pro
 """
 import math
 
-from grader import grade_many
+from grader import verdicts
 
 
 def check_alpha(alpha):
@@ -48,7 +48,8 @@ def group_rewards(responses, golds, lengths, finished, group_size, alpha, proces
 
     responses: decoded texts; golds: gold answers; lengths: generated tokens; finished: ended with EOS.
     A truncated response is not graded: it is wrong (reward 0) and left out of its group's statistics.
-    Returns {"rewards", "correct"}, lists of the batch's length.
+    Returns lists of the batch's length: "rewards", "correct", and "why": "correct", or why the reward
+    is 0: "truncated", "no_box", "unparseable", "timeout" or "wrong" (grader.verdicts).
     """
     check_alpha(alpha)
     n = len(responses)
@@ -58,11 +59,12 @@ def group_rewards(responses, golds, lengths, finished, group_size, alpha, proces
     if group_size < 1 or n % group_size:
         raise ValueError(f"{n} responses is not a multiple of group_size={group_size}")
     done = [k for k in range(n) if finished[k]]
-    graded = dict(zip(done, grade_many([responses[k] for k in done], [golds[k] for k in done], processes)))
-    correct = [graded.get(k, False) for k in range(n)]
+    graded = dict(zip(done, verdicts([responses[k] for k in done], [golds[k] for k in done], processes)))
+    why = [graded.get(k, "truncated") for k in range(n)]
+    correct = [w == "correct" for w in why]
     rewards = [r for s in range(0, n, group_size)
                for r in length_penalty_rewards(correct[s:s + group_size], lengths[s:s + group_size], alpha)]
-    return {"rewards": rewards, "correct": correct}
+    return {"rewards": rewards, "correct": correct, "why": why}
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ import torch
 import torch.distributed as dist
 
 import eval as evaluation
+import grader
 import reward
 from configurator import parse_args, print_config
 from data import encode, load_rows, train_prompt
@@ -347,6 +348,8 @@ def setup(cfg, rank, world, device, log):
     except (FileNotFoundError, ValueError) as e:
         raise SystemExit(f"error: {e}")
     tokenizer = AutoTokenizer.from_pretrained(policy.source)
+    if cfg.reward_workers:
+        grader.warm_up(cfg.reward_workers)  # the sympy helpers start now, not at the first reward
     rows, prompts = load_prompts(cfg, tokenizer, policy.config, log)
 
     # Models: fp32 master weights to train; a copy in the compute dtype to sample from (the same module
@@ -494,6 +497,10 @@ def update(run, batch, it):
     return dict(loss=loss, clipfrac=clipfrac, grad_norm=upd[2].item() / n_steps, lr=lr)
 
 
+# Why a finished response earned 0 (reward.group_rewards' "why", besides "truncated" and "correct")
+ZERO_REWARD = ("no_box", "unparseable", "timeout", "wrong")
+
+
 def iteration_metrics(run, it, comps, R, kl, old_logp, upd, times):
     """Every logged number of an iteration: sums (and maxima) over all ranks in one reduction each."""
     G = run.cfg.group_size
@@ -507,7 +514,8 @@ def iteration_metrics(run, it, comps, R, kl, old_logp, upd, times):
                 tokens_correct=(lens * corr).sum(), n_correct=corr.sum(), tokens_wrong=(lens * ~corr).sum(),
                 n_wrong=(~corr).sum(), truncated=len(comps) - sum(c.finished for c in comps),
                 all_correct=groups.all(1).sum(), all_wrong=(~groups).all(1).sum(), groups=len(groups),
-                kl=kl_tok.sum().item(), kl_tokens=kl_tok.numel(), gap=gap.abs().sum().item())
+                kl=kl_tok.sum().item(), kl_tokens=kl_tok.numel(), gap=gap.abs().sum().item(),
+                **{why: R["why"].count(why) for why in ZERO_REWARD})
     s = dict(zip(sums, all_sum(torch.tensor([float(v) for v in sums.values()], dtype=torch.float64,
                                             device=run.device)).tolist()))
     max_ratio = all_max(torch.tensor(gap.max().exp().item() if len(gap) else 1.0, device=run.device)).item()
@@ -519,6 +527,7 @@ def iteration_metrics(run, it, comps, R, kl, old_logp, upd, times):
                 all_correct=s["all_correct"] / s["groups"], all_wrong=s["all_wrong"] / s["groups"],
                 kl=s["kl"] / max(s["kl_tokens"], 1), **upd, step=run.state["step"], loss_agg=run.cfg.loss_agg,
                 mismatch=s["gap"] / max(s["tokens"], 1), mismatch_max_ratio=max_ratio,
+                **{why: s[why] / n for why in ZERO_REWARD},
                 time=times.total(), **{f"t_{k}": v for k, v in times.laps.items()})
 
 
@@ -527,7 +536,9 @@ def log_iteration(run, m, batch_rows, comps, texts, R):
     cfg = run.cfg
     run.log(f"iter {m['iter']:03d}/{cfg.iters} | reward {m['reward']:.3f} | acc {m['accuracy']:.3f} | "
             f"len {m['mean_len']:,.0f} ({m['mean_len'] / run.state['len0'] - 1:+.0%}) | "
-            f"len+ {m['len_correct']:,.0f} len- {m['len_wrong']:,.0f} | trunc {m['truncated']:.0%} | "
+            f"len+ {m['len_correct']:,.0f} len- {m['len_wrong']:,.0f} | "
+            f"0 reward: trunc {m['truncated']:.0%} nobox {m['no_box']:.0%} unparsed {m['unparseable']:.0%} "
+            f"timeout {m['timeout']:.0%} wrong {m['wrong']:.0%} | "
             f"all+ {m['all_correct']:.0%} all- {m['all_wrong']:.0%} | kl {m['kl']:.4f} | clip {m['clipfrac']:.3f} | "
             f"lr {m['lr']:.0e} | mismatch {m['mismatch']:.1e} (max ratio {m['mismatch_max_ratio']:.2f}) | "
             f"{m['time']:.1f}s (rollout {m['t_rollout']:.1f}s, logp {m['t_logprobs']:.1f}s, "

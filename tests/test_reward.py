@@ -95,3 +95,11 @@ def test_group_rewards_rejects_a_batch_that_is_not_whole_groups():
         group_rewards([boxed("1")] * 10, ["1"] * 10, [1] * 10, [True] * 10, group_size=8, alpha=0.1)
     with pytest.raises(ValueError, match="lengths"):
         group_rewards([boxed("1")] * 8, ["1"] * 8, [1] * 7, [True] * 8, group_size=8, alpha=0.1)
+
+
+def test_every_zero_reward_says_why_truncated_unboxed_unparseable_or_wrong():
+    responses = [boxed("4"), boxed("4"), "I think it is 4.", boxed("x^{}+"), boxed("5")]
+    out = group_rewards(responses, ["4", "4", "4", "x^2", "4"], [10, 20, 30, 40, 50],
+                        [True, False, True, True, True], group_size=5, alpha=0.2)
+    assert out["why"] == ["correct", "truncated", "no_box", "unparseable", "wrong"]
+    assert [r > 0 for r in out["rewards"]] == [True, False, False, False, False]

@@ -163,6 +163,8 @@ def test_two_iterations_train_every_parameter_and_write_loadable_checkpoints(tmp
     m = read_metrics(tmp_path)
     assert [r["iter"] for r in m] == [1, 2] and all(r["loss_agg"] == "seq-mean" for r in m)
     assert 0 < m[0]["accuracy"] <= 1 and m[0]["mean_len"] > 10
+    for r in m:  # every zero reward has a cause, and the causes add up
+        assert r["accuracy"] + r["truncated"] + r["no_box"] + r["unparseable"] + r["timeout"] + r["wrong"] == pytest.approx(1)
     before, after = load_weights(os.path.join(ROOT, "toy-model")), load_weights(tmp_path / "final")
     unchanged = [k for k in before if torch.equal(before[k], after[k])]
     assert not unchanged, f"parameters that never moved: {unchanged}"
