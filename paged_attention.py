@@ -157,19 +157,31 @@ def supported(q, k_cache):
             and D in (16, 32, 64, 128, 256) and G <= 64 and q.dtype == k_cache.dtype)
 
 
-def paged_decode(q, k_cache, v_cache, cache_seqlens, block_table, block_n=64, max_pages_per_split=8):
+def launch_config(D):
+    """(BLOCK_N, num_warps) for head size D: the ones that do not spill registers when built for sm_90
+    (tests/compile_kernel.py, Triton 3.6 and its ptxas: BLOCK_N 64 with 4 warps, the first choice, used 255
+    registers and spilled 228 bytes at the R1 shapes in bf16 and 2 KB in fp32; BLOCK_N 32 with 8 warps
+    uses 178 (bf16) or 128 (fp32) at D = 128 and spills nothing at D = 128 or 256). Speed at these shapes is
+    bench.py kernel's to tell on a GPU."""
+    return (32, 4) if D <= 64 else (32, 8)
+
+
+def paged_decode(q, k_cache, v_cache, cache_seqlens, block_table, block_n=None, num_warps=None,
+                 max_pages_per_split=8):
     """One decode step of causal attention over a paged cache (keys and values already written).
 
     q (B, 1, H, D); k_cache, v_cache (blocks, block_size, Hkv, D); cache_seqlens int32 (B,): row b attends
     positions 0 .. cache_seqlens[b]; block_table int32 (B, n): position p of row b is in block
     block_table[b, p // block_size]. A row is split into pieces of at most max_pages_per_split pages, and
-    into more when there are too few rows to fill the GPU. Returns (B, 1, H, D), or None, after one warning,
-    if this Triton cannot compile the kernel (the caller then uses SDPA). Launches from shapes only (no host
-    sync), so it can be captured in a CUDA graph.
+    into more when there are too few rows to fill the GPU. block_n, num_warps: default launch_config(D).
+    Returns (B, 1, H, D), or None, after one warning, if this Triton cannot compile the kernel (the caller
+    then uses SDPA). Launches from shapes only (no host sync), so it can be captured in a CUDA graph.
     """
     B, _, H, D = q.shape
     _, bs, Hkv, _ = k_cache.shape
     G = H // Hkv
+    default_n, default_warps = launch_config(D)
+    block_n, num_warps = block_n or default_n, num_warps or default_warps
     assert k_cache.stride() == v_cache.stride() and k_cache.stride(-1) == 1 and block_table.stride(-1) == 1
     q = q[:, 0].contiguous()  # (B, H, D)
     n_pages = block_table.shape[1]
@@ -193,8 +205,9 @@ def paged_decode(q, k_cache, v_cache, cache_seqlens, block_table, block_n=64, ma
         _decode_kernel[(B, Hkv, splits)](
             q, k_cache, v_cache, block_table, cache_seqlens, O, M, L, q.stride(0), q.stride(1), k_cache.stride(0),
             k_cache.stride(1), k_cache.stride(2), block_table.stride(0), D ** -0.5, pages_per_split, G=G, GP=GP,
-            D=D, BS=bs, BLOCK_N=block_n, PRECISION="ieee" if q.dtype == torch.float32 else "tf32")  # fp32: no TF32
-    config = (q.device, q.dtype, G, D, bs, block_n)
+            D=D, BS=bs, BLOCK_N=block_n, PRECISION="ieee" if q.dtype == torch.float32 else "tf32",  # fp32: no TF32
+            num_warps=num_warps)
+    config = (q.device, q.dtype, G, D, bs, block_n, num_warps)
     if torch.compiler.is_compiling():  # traced by torch.compile: no Python fallback around the launch
         launch()
     else:
