@@ -1,10 +1,15 @@
 """
-Speed at the real shapes with random weights (speed does not depend on their values): the sampler against
-its own lock-step mode and transformers `generate` on the same work, and one PPO update step.
+Speed and memory at the real shapes with random weights (speed does not depend on their values): the
+sampler against its own lock-step mode and transformers `generate` on the same work, one PPO update step
+(its peak memory against train.memory_plan's), the Triton decode kernel's launch configurations, and two
+rollouts with an update between, as train.py's memory plan sizes them.
 
     python bench.py sample --shape r1-1.5b --batch 64,256 --lengths heavy    # one GPU (bf16); also --lengths fixed
     python bench.py sample --shape r1-7b --batch 64 --repeats 1
     python bench.py train --shape r1-1.5b                                    # one GPU; tokens/s and MFU
+    torchrun --nproc_per_node=1 bench.py train --shape r1-7b --fsdp true --adam false --tokens 32768
+    python bench.py kernel --shape r1-1.5b --batch 64,256 --max_new_tokens 8192   # CUDA, Triton
+    python bench.py rollouts --shape r1-1.5b --prompts 32 --prompt_len 512 --max_new_tokens 32000
     OMP_NUM_THREADS=1 python bench.py sample --shape 10m --prompts 64 --lengths heavy   # CPU, about 5 minutes
     OMP_NUM_THREADS=1 python bench.py train --shape 10m                                 # CPU, seconds
     python bench.py sample --shape tiny --repeats 1                          # CI-sized
@@ -23,6 +28,7 @@ over the bf16 dense peak of the GPU (table below) or a measured fp32 matmul on C
 median of --repeats runs after a warm-up; the last line of output is all of them as JSON.
 """
 import json
+import os
 import statistics
 import sys
 import time
@@ -31,13 +37,15 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import torch
+import torch.distributed as dist
 import torch.nn as nn
 
 import paged_attention
 from configurator import parse_args, print_config
+from distributed import finish, init_distributed
 from model import KVCache, Qwen2, Qwen2Config
-from sample import generate
-from train import agg_weights, ppo_loss, sequence_logprobs
+from sample import generate, gpu_memory
+from train import TrainConfig, agg_weights, memory_plan, ppo_loss, sequence_logprobs
 
 SHAPES = {  # 10m: 11.5M parameters, 7.3M of them outside the embedding; vocab / hidden = 64 as in R1 (99)
     "tiny": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
@@ -72,6 +80,7 @@ class BenchConfig:
     hf_cache: str = "static"  # static | dynamic | static,dynamic: transformers' KV cache; ratios use the fastest
     tokens: int = 0  # train: packed tokens per update step; 0 = the shape's default
     adam: bool = True  # train: include the AdamW step (8 bytes/param of state: turn off for 7B on one GPU)
+    fsdp: bool = False  # train: shard with FSDP2 as train.py --fsdp does (under torchrun; one process will do)
     repeats: int = 3  # timed runs after one warm-up; the median is reported
     device: str = ""  # "" = cuda if available, else cpu
     dtype: str = ""  # "" = bfloat16 on GPU, float32 on CPU (train: the autocast dtype; weights are fp32)
@@ -342,6 +351,13 @@ def bench_train(cfg, device, dtype):
     model = build_model(cfg.shape, device, torch.float32, cfg.seed)
     model.gradient_checkpointing = True
     mc, rng = model.config, np.random.default_rng(cfg.seed)
+    n_all = sum(p.numel() for p in model.parameters())
+    if cfg.fsdp:  # as train.py shards it: each layer, then the whole model; the compute dtype in the forward
+        from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+        mp = MixedPrecisionPolicy(param_dtype=dtype, reduce_dtype=torch.float32)
+        for layer in model.model.layers:
+            fully_shard(layer, mp_policy=mp)
+        fully_shard(model, mp_policy=mp)
     seqs, plens = [], []
     while sum(map(len, seqs)) < cfg.tokens:  # prompts and heavy-tailed responses until the token budget
         p = int(rng.integers(cfg.prompt_len // 2, cfg.prompt_len + 1))
@@ -352,7 +368,8 @@ def bench_train(cfg, device, dtype):
         plens.append(p)
     idxs, lengths = list(range(len(seqs))), [len(s) - p for s, p in zip(seqs, plens)]
     T = sum(map(len, seqs)) - len(seqs)  # positions in the packed forward (each sequence but its last token)
-    autocast = torch.autocast("cuda", dtype=dtype) if device.type == "cuda" and dtype != torch.float32 else nullcontext()
+    autocast = torch.autocast("cuda", dtype=dtype) if device.type == "cuda" and dtype != torch.float32 and \
+        not cfg.fsdp else nullcontext()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-6, betas=(0.9, 0.95)) if cfg.adam else None
     with torch.no_grad(), autocast:
         model.eval()
@@ -383,36 +400,125 @@ def bench_train(cfg, device, dtype):
     attn = sum((len(s) - 1) ** 2 for s in seqs) * mc.num_attention_heads * mc.head_dim * mc.num_hidden_layers
     flops = 6 * n_params * T + 6 * attn  # causal attention: 2 L^2 H D per layer forward, x3 with the backward
     peak_fl, peak_src = peak_flops(device, dtype)
+    # train.py's plan of the same update, less what this benchmark does not hold (the sampler and reference
+    # copies; Adam's state without --adam)
+    world = dist.get_world_size() if dist.is_initialized() else 1
+    tcfg = TrainConfig(fsdp=cfg.fsdp, micro_batch_tokens=T, kl_coef=0)
+    plan = memory_plan(tcfg, mc, n_all, world, dtype, None)
+    planned = (plan["update"] - plan["copies"] - (0 if cfg.adam else 8 * n_all / (world if cfg.fsdp else 1))) / 2**20
     r = dict(sequences=len(seqs), tokens=T, non_embedding_params=n_params, update_seconds=t_update,
              update_tokens_per_s=T / t_update, mfu=flops / t_update / peak_fl, score_seconds=t_score,
-             score_tokens_per_s=T / t_score, peak_flops=peak_fl, peak_flops_source=peak_src, peak_mem_mib=peak)
+             score_tokens_per_s=T / t_score, peak_flops=peak_fl, peak_flops_source=peak_src, peak_mem_mib=peak,
+             planned_peak_mib=planned, fsdp=cfg.fsdp)
     print(f"{len(seqs)} sequences packed into {T:,} tokens (responses mean {np.mean(lengths):.0f}) | "
           f"{n_params / 1e6:,.1f}M non-embedding params | peak {peak_fl / 1e12:,.2f} TFLOP/s ({peak_src})")
     label = "update (fwd + bwd with checkpointing" + (" + AdamW)" if cfg.adam else ")")
-    print(f"{label:<45} | {t_update:.3f} s | {T / t_update:,.0f} tok/s | MFU {r['mfu']:.1%} | peak {peak:,.0f} MiB")
+    print(f"{label:<45} | {t_update:.3f} s | {T / t_update:,.0f} tok/s | MFU {r['mfu']:.1%} | peak {peak:,.0f} MiB"
+          + (f" (train.memory_plan: {planned:,.0f} MiB{', FSDP' if cfg.fsdp else ''})" if device.type == "cuda" else ""))
     print(f"{'score (no-grad log-probs, as for old/ref)':<45} | {t_score:.3f} s | {T / t_score:,.0f} tok/s | "
           f"peak {peak_score:,.0f} MiB")
     return r
 
 
+KERNEL_CONFIGS = [(64, 4), (64, 8), (32, 4), (32, 8)]  # (BLOCK_N, warps): the first spilled on sm_90
+
+
+def bench_kernel(cfg, device, dtype):
+    """The Triton paged-decode kernel alone, one decode step of one layer at the shape's head layout, in each
+    launch configuration, against SDPA's gather-then-attend: rows of --max_new_tokens positions (fixed) or
+    heavy-tailed ones in 256-position pages. CUDA only: the interpreter's speed means nothing."""
+    if device.type != "cuda" or not paged_attention.triton:
+        raise SystemExit("error: bench.py kernel needs CUDA and Triton")
+    mc, rng, bs = Qwen2Config(**SHAPES[cfg.shape]), np.random.default_rng(cfg.seed), 256
+    H, Hkv, D = mc.num_attention_heads, mc.num_key_value_heads, mc.hidden_size // mc.num_attention_heads
+    bw, runs = bandwidth(device), []
+    for B in [int(b) for b in cfg.batch.split(",")]:
+        lens = target_lengths(cfg, B, rng)
+        width = -(-int(lens.max()) // bs)
+        k, v = (torch.randn(B * width + 1, bs, Hkv, D, device=device, dtype=dtype) for _ in range(2))
+        table = torch.arange(1, B * width + 1, device=device, dtype=torch.int32).view(B, width)
+        seqlens = torch.tensor(lens - 1, device=device, dtype=torch.int32)
+        q = torch.randn(B, 1, H, D, device=device, dtype=dtype)
+        read = 2 * int(lens.sum()) * Hkv * D * dtype.itemsize  # keys and values, once
+        pos = seqlens[:, None].long()
+        methods = {f"Triton BLOCK_N {n} warps {w}": lambda n=n, w=w: paged_attention.paged_decode(
+            q, k, v, seqlens, table, block_n=n, num_warps=w) for n, w in KERNEL_CONFIGS}
+        methods["SDPA gather"] = lambda: paged_attention._sdpa(q, k[table].flatten(1, 2), v[table].flatten(1, 2), pos)
+        for name, fn in methods.items():
+            fn()  # compile
+            sec = statistics.median(timed(fn, device)[0] for _ in range(max(cfg.repeats, 5)))
+            runs.append(dict(batch=B, method=name, us=1e6 * sec, bw_util=read / sec / bw,
+                             default=name == "Triton BLOCK_N {} warps {}".format(*paged_attention.launch_config(D))))
+            print(f"rows {B:>4} x {int(lens.mean()):,} positions (max {int(lens.max()):,}) | {name:<26} | "
+                  f"{1e6 * sec:8.1f} us | {read / sec / 1e9:7.1f} GB/s | BW {read / sec / bw:6.1%}"
+                  + (" | default" if runs[-1]["default"] else ""))
+    return dict(bandwidth_gb_s=bw / 1e9, runs=runs)
+
+
+def bench_rollouts(cfg, device, dtype):
+    """train.py's memory between two rollouts at the real shape: the KV cache that train.memory_plan sizes
+    (most of the GPU), a PPO update that creates Adam's state, then a second rollout that must allocate its
+    cache again. Every row is forced to end after a few tokens, but --max_new_tokens (32,000 by default
+    here) sizes the cache as a real rollout's."""
+    if device.type != "cuda":
+        raise SystemExit("error: bench.py rollouts needs CUDA (on the CPU there is no memory plan)")
+    policy = build_model(cfg.shape, device, torch.float32, cfg.seed)
+    mc, rng = policy.config, np.random.default_rng(cfg.seed)
+    sampler = build_model(cfg.shape, device, dtype, cfg.seed).eval()  # the compute-dtype copy
+    ref = build_model(cfg.shape, device, dtype, cfg.seed).eval()  # the KL reference
+    tcfg = TrainConfig(max_new_tokens=cfg.max_new_tokens, max_prompt_tokens=cfg.prompt_len)
+    plan = memory_plan(tcfg, mc, sum(p.numel() for p in policy.parameters()), 1, dtype, gpu_memory(device))
+    opt = torch.optim.AdamW(policy.parameters(), lr=1e-6, betas=(0.9, 0.95))
+    prompts = [rng.integers(cfg.max_new_tokens + 1, mc.vocab_size, cfg.prompt_len - 1).tolist() + [16]
+               for _ in range(cfg.prompts)]
+    ours, out = ForcedLengths(sampler, cfg.max_new_tokens), {}
+    for i in (1, 2):
+        torch.cuda.reset_peak_memory_stats()
+        try:
+            generate(ours, prompts, n=8, max_new_tokens=cfg.max_new_tokens, eos_token_id=EOS,
+                     kv_tokens=plan["kv_tokens"])
+            out[f"rollout_{i}_peak_gib"] = torch.cuda.max_memory_allocated() / 2**30
+        except torch.OutOfMemoryError as e:
+            out[f"rollout_{i}_error"] = str(e).splitlines()[0]
+        print(f"rollout {i}: " + (f"peak {out[f'rollout_{i}_peak_gib']:.1f} GiB" if f"rollout_{i}_peak_gib" in out
+                                  else f"FAILED: {out[f'rollout_{i}_error']}"))
+        if i == 1:  # an update: Adam's state is created now, possibly where the cache was
+            policy.gradient_checkpointing = True
+            with torch.autocast("cuda", dtype=dtype):
+                idx = torch.randint(2, mc.vocab_size, (1, cfg.tokens), device=device)
+                policy(idx, targets=idx).sum().backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            with torch.no_grad():
+                for ps, p in zip(sampler.parameters(), policy.parameters()):
+                    ps.copy_(p)
+    print(f"KV cache {plan['kv_tokens']:,} tokens ({plan['kv_tokens'] * KVCache.bytes_per_token(mc, dtype) / 2**30:.1f}"
+          f" GiB), allocator {os.environ.get('PYTORCH_CUDA_ALLOC_CONF', 'default')}: "
+          + ("both rollouts allocated" if "rollout_2_peak_gib" in out else "the second rollout failed"))
+    del ref
+    return dict(kv_tokens=plan["kv_tokens"], alloc_conf=os.environ.get("PYTORCH_CUDA_ALLOC_CONF", ""), **out)
+
+
+MODES = {"sample": bench_sample, "train": bench_train, "kernel": bench_kernel, "rollouts": bench_rollouts}
+
+
 def main(argv):
     if argv[:1] in (["-h"], ["--help"]):
         parse_args(BenchConfig, argv)  # prints the docstring and the options
-    if not argv or argv[0] not in ("sample", "train"):
-        raise SystemExit("usage: python bench.py sample|train [--key value ...]  (see the docstring)")
+    if not argv or argv[0] not in MODES:
+        raise SystemExit(f"usage: python bench.py {'|'.join(MODES)} [--key value ...]  (see the docstring)")
     cfg = parse_args(BenchConfig, argv[1:])
     sys.stdout.reconfigure(line_buffering=True)  # each result as it comes, also into a file or a pipe
-    device = torch.device(cfg.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise SystemExit(f"error: --device {cfg.device}, but this torch {torch.__version__} sees no CUDA GPU")
+    _, _, device = init_distributed(cfg.device)  # under torchrun for --fsdp; the allocator as train.py's
     dtype = getattr(torch, cfg.dtype) if cfg.dtype else (torch.bfloat16 if device.type == "cuda" else torch.float32)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(f"bench {argv[0]} on {device} ({name}), {str(dtype)[6:]}, torch {torch.__version__}, "
           f"{time.strftime('%Y-%m-%d %H:%M')}")
     print_config(cfg)
-    result = (bench_sample if argv[0] == "sample" else bench_train)(cfg, device, dtype)
+    result = MODES[argv[0]](cfg, device, dtype)
     print(json.dumps(dict(bench=argv[0], device=name, dtype=str(dtype)[6:], config=asdict(cfg), **result)))
 
 
 if __name__ == "__main__":
     main(sys.argv[1:])
+    finish()

@@ -88,3 +88,22 @@ def test_forced_lengths_are_honoured_identically_by_our_sampler_and_transformers
     # without the countdown the same random model runs every row to the limit: the forcing does the work
     free = generate(model, prompts, max_new_tokens=10, eos_token_id=bench.EOS, temperature=temperature, slots=3)
     assert [len(c.tokens) for c in free] != targets
+
+
+def test_train_command_under_torchrun_with_fsdp_reports_the_planned_peak_beside_the_measured_one():
+    """.ci/gpu runs the 7B update this way on one GPU; here the same code path on the CPU (gloo)."""
+    p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=1",
+                        "bench.py", "train", "--shape", "tiny", "--repeats", "1", "--fsdp", "true", "--adam", "false"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300, env=ONE_THREAD)
+    assert p.returncode == 0, p.stderr[-3000:]
+    out = json.loads(p.stdout.strip().splitlines()[-1])
+    assert out["fsdp"] and out["planned_peak_mib"] > 0 and out["update_tokens_per_s"] > 0
+
+
+@pytest.mark.parametrize("mode", ["kernel", "rollouts"])
+def test_gpu_only_commands_say_so_on_a_cpu(mode):
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is here: .ci/gpu runs these")
+    p = subprocess.run([sys.executable, "bench.py", mode], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                       env=ONE_THREAD)
+    assert p.returncode != 0 and "Traceback" not in p.stderr and "needs CUDA" in p.stderr
