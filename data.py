@@ -56,7 +56,8 @@ def load_rows(spec, split="test", limit=0, seed=0):
                          f"field ({' or '.join(ANSWER_FIELDS)}); found {', '.join(found) or 'no rows'}")
     rows, dropped = [], []
     for i, r in enumerate(raw):
-        problem = next((str(r[f]) for f in PROBLEM_FIELDS if r.get(f) is not None), "").strip()
+        problem = next((r[f] for f in PROBLEM_FIELDS if r.get(f) is not None), "")
+        problem = problem.strip() if isinstance(problem, str) else ""  # a number or an object is no problem
         answer = _gold(r)
         if not problem or answer is None:
             dropped.append(i)
@@ -76,6 +77,8 @@ def load_rows(spec, split="test", limit=0, seed=0):
 
 def _gold(r):
     answer = r.get("answer")
+    if isinstance(answer, (dict, list, bool)):  # not an answer: str() would make one up ("True", "{...}")
+        return None
     if answer is not None and str(answer).strip():
         answer = str(answer)
         if "####" in answer:  # GSM8K: the worked solution, then "#### 1,234"
@@ -96,13 +99,30 @@ def _read(spec, split, limit, seed):
         if spec.endswith(".parquet"):
             import pyarrow.parquet as pq
             return pq.read_table(spec).to_pylist()
-        with open(spec, encoding="utf-8") as f:
-            try:
+        try:
+            with open(spec, encoding="utf-8") as f:
                 if spec.endswith(".json"):
-                    return json.load(f)
-                return [json.loads(line) for line in f if line.strip()]
-            except json.JSONDecodeError as e:
-                raise SystemExit(f"error: {spec} is not valid JSON / JSON lines: {e}") from None
+                    try:
+                        rows = json.load(f)
+                    except json.JSONDecodeError as e:
+                        raise SystemExit(f"error: {spec} is not valid JSON: {e}") from None
+                else:
+                    rows = []
+                    for n, line in enumerate(f, 1):
+                        try:
+                            rows += [json.loads(line.strip())] if line.strip() else []
+                        except json.JSONDecodeError as e:
+                            raise SystemExit(f"error: {spec}, line {n}, is not valid JSON ({e.msg} at column "
+                                             f"{e.colno}): each line must be one JSON object") from None
+        except UnicodeDecodeError as e:
+            raise SystemExit(f"error: {spec} is not UTF-8 text ({e.reason} at byte {e.start}): re-save it as "
+                             "UTF-8") from None
+        bad = type(rows).__name__ if not isinstance(rows, list) else \
+            next((f"row {i}, a {type(r).__name__}" for i, r in enumerate(rows) if not isinstance(r, dict)), None)
+        if bad:
+            raise SystemExit(f"error: {spec} must hold rows that are JSON objects with problem and answer fields "
+                             f"(a list of them in a .json file); found {bad}")
+        return rows
     if spec in BENCHMARKS:
         return _read_hub(*BENCHMARKS[spec][:3])
     name, _, hub_split = spec.partition(":")

@@ -16,6 +16,7 @@ markdown table on stdout. Rerunning with the same --out skips the problems alrea
 """
 import glob
 import json
+import math
 import os
 import sys
 import time
@@ -29,7 +30,7 @@ from data import BENCHMARKS, chat_prompt, encode, load_rows
 from distributed import all_max, barrier, finish, init_distributed
 import grader
 from grader import extract_boxed, grade_many, is_equiv
-from sample import generate, kv_budget
+from sample import generate, gpu_memory, kv_budget
 
 RESUME_KEYS = ("model", "k", "temperature", "top_p", "max_new_tokens", "seed")  # must match to resume
 
@@ -54,6 +55,18 @@ class EvalConfig:
     progress: bool = True  # progress bars on stderr (rank 0, when it is a terminal)
     plot: str = ""  # comma-separated result JSON files: plot accuracy vs tokens to --out instead of evaluating
     curves: str = ""  # comma-separated train.py out_dirs: plot their length and accuracy per iteration to --out
+
+    def __post_init__(self):  # refused before anything is loaded or written
+        checks = [("temperature", 0 <= self.temperature < math.inf, ">= 0 (0 = greedy)"),
+                  ("top_p", 0 < self.top_p <= 1, "in (0, 1]"), ("max_new_tokens", self.max_new_tokens >= 1, ">= 1"),
+                  ("k", self.k >= 0, ">= 0 (0 = the paper's per benchmark)"), ("chunk", self.chunk >= 1, ">= 1"),
+                  ("kv_memory", 0 < self.kv_memory < 1, "a fraction of the GPU's memory, in (0, 1)")]
+        checks += [(key, getattr(self, key) >= 0, ">= 0") for key in ("limit", "slots", "grader_processes")]
+        for key, ok, allowed in checks:
+            if not ok:
+                raise ValueError(f"--{key} must be {allowed}, got {getattr(self, key)!r}")
+        if not (self.plot or self.curves or self.benchmark.strip(" ,")):
+            raise ValueError("--benchmark is empty: name one or more (gsm8k, math500, aime24, toy, a hub id, a file)")
 
 
 def majority_correct(samples):
@@ -169,6 +182,21 @@ def check_resumable(cfg):
                              "pass another --out, or delete it and its .samples.jsonl")
 
 
+def shared_kv_budget(config, dtype, device, total_bytes, weight_bytes, memory_fraction, sequence):
+    """On a GPU, the KV cache's token budget that the rows share (most responses end long before the
+    limit): the smallest over ranks, so that every rank decides alike, and a budget that cannot hold one
+    sequence stops them all, not one rank while the others wait at the next barrier. None on the CPU."""
+    kv_tokens = kv_budget(config, dtype, total_bytes, weight_bytes, memory_fraction)
+    if kv_tokens is None:
+        return None
+    kv_tokens = int(-all_max(torch.tensor(-kv_tokens, device=device)).item())
+    if kv_tokens < sequence:
+        raise SystemExit(f"error: {memory_fraction:.0%} of the GPU's memory, less the weights, holds {kv_tokens:,} "
+                         f"tokens of KV cache on the smallest rank, less than one {sequence:,}-token sequence: lower "
+                         "--max_new_tokens")
+    return kv_tokens
+
+
 def runs(ids, size):
     """Runs of consecutive problem ids, at most `size` long: a run's sample ids start at its first id * k."""
     run = []
@@ -189,21 +217,22 @@ def evaluate(cfg, model, tok, name, rows, k, rank, world, done, master):
     if master and skipped:
         print(f"{name}: skipping {skipped} problems already in {samples_path(cfg.out)}", file=sys.stderr)
     prompts = [encode(tok, chat_prompt(tok, r["problem"])) for r in rows]
-    longest = max(map(len, prompts))  # over all rows, so every rank and rerun caps alike
-    max_new = min(cfg.max_new_tokens, model.config.max_position_embeddings - longest)
+    context = model.config.max_position_embeddings
+    too_long = [i for i, p in enumerate(prompts) if len(p) >= context]  # no room for one token: not evaluated
+    if too_long:
+        todo = [i for i in todo if i not in set(too_long)]
+        if master:
+            print(f"{name}: {len(too_long)} problems skipped, their prompts longer than the model's {context} "
+                  f"positions (problems {', '.join(map(str, too_long[:5]))}{', ...' if len(too_long) > 5 else ''})",
+                  file=sys.stderr)
+    longest = max([len(p) for p in prompts if len(p) < context], default=1)  # every rank and rerun caps alike
+    max_new = min(cfg.max_new_tokens, context - longest)
     if max_new < cfg.max_new_tokens and master:
         print(f"{name}: max_new_tokens capped at {max_new} by the model's context length", file=sys.stderr)
-    # On a GPU, a token budget that the rows share (most responses end long before max_new), the same on
-    # every rank: a refusal then stops all of them, not one while the others wait at the next barrier.
     weight = model.lm_head.weight
-    kv_tokens = kv_budget(model.config, weight.dtype, weight.device,
-                          sum(p.numel() * p.element_size() for p in model.parameters()), cfg.kv_memory)
-    if kv_tokens is not None:
-        kv_tokens = int(-all_max(torch.tensor(-kv_tokens, device=weight.device)).item())
-        if kv_tokens < longest + max_new:
-            raise SystemExit(f"error: {cfg.kv_memory:.0%} of the GPU's memory, less the weights, holds {kv_tokens:,} "
-                             f"tokens of KV cache, less than one {longest + max_new:,}-token sequence: lower "
-                             "--max_new_tokens")
+    kv_tokens = shared_kv_budget(model.config, weight.dtype, weight.device, gpu_memory(weight.device),
+                                 sum(p.numel() * p.element_size() for p in model.parameters()), cfg.kv_memory,
+                                 longest + max_new)
     t0, tokens, accs = time.time(), 0, []
     for run in runs(todo, max(1, cfg.chunk // k)):
         outs = generate(model, [prompts[i] for i in run], n=k, max_new_tokens=max_new,
@@ -213,7 +242,7 @@ def evaluate(cfg, model, tok, name, rows, k, rank, world, done, master):
         texts = [tok.decode(c.tokens, skip_special_tokens=True) for c in outs]
         golds = [rows[i]["answer"] for i in run for _ in range(k)]
         graded = grade_many(texts, golds, processes=cfg.grader_processes)
-        records = [{"benchmark": name, "problem_id": i, "sample": j, "gold": golds[g],
+        records = [{"benchmark": name, "problem_id": i, "sample": j, "problem": rows[i]["problem"], "gold": golds[g],
                     "answer": extract_boxed(texts[g]), "correct": bool(graded[g] and outs[g].finished),
                     "tokens": len(outs[g].tokens), "finished": outs[g].finished, "response": texts[g]}
                    for g, (i, j) in enumerate((i, j) for i in run for j in range(k))]
@@ -306,6 +335,14 @@ def run(cfg, benchmarks, model, tok, rank, world):
     barrier()
     counts = defaultdict(int)
     for r in read_records(cfg.out):
+        rows = benchmarks.get(r["benchmark"])
+        if rows is None or r["problem_id"] >= len(rows):  # another benchmark, or past --limit: not used
+            continue
+        row = rows[r["problem_id"]]
+        if (r.get("problem"), r["gold"]) != (row["problem"], row["answer"]):  # every rank decides alike
+            raise SystemExit(f"error: {samples_path(cfg.out)} holds samples of {r['benchmark']} problem "
+                             f"{r['problem_id']} that answer another problem or gold ({r['gold']!r} there, "
+                             f"{row['answer']!r} here): pass another --out, or delete {cfg.out} and its samples")
         counts[r["benchmark"], r["problem_id"]] += 1
     ks = {name: cfg.k or (BENCHMARKS[name][3] if name in BENCHMARKS else 1) for name in benchmarks}
     done = {key for key, c in counts.items() if c >= ks.get(key[0], 1)}
@@ -369,15 +406,11 @@ def main(argv):
     # --n is --k; torchrun's own parser rejects --n anywhere on its command line (a prefix of its --nnodes).
     argv = ["--k" + a[3:] if a == "--n" or a.startswith("--n=") else a for a in argv]
     cfg = parse_args(EvalConfig, argv)
-    if not 0 < cfg.kv_memory < 1:
-        raise SystemExit(f"error: --kv_memory is a fraction of the GPU's memory, in (0, 1); got {cfg.kv_memory}")
     if cfg.plot:
         return plot(cfg.plot.split(","), "pareto.png" if cfg.out == EvalConfig.out else cfg.out)
     if cfg.curves:
         return curves(cfg.curves.split(","), "curves.png" if cfg.out == EvalConfig.out else cfg.out)
-    from transformers import AutoTokenizer
-
-    from model import Qwen2
+    from model import Qwen2, load_tokenizer
     rank, world, device = init_distributed(cfg.device, timeout_minutes=24 * 60)  # ranks wait at the final
     #                                                      barrier for the slowest shard: hours at 32k tokens
     if cfg.cuda_graph and device.type != "cuda":
@@ -393,9 +426,9 @@ def main(argv):
     check_resumable(cfg)
     try:
         model = Qwen2.from_pretrained(cfg.model, device=device)
+        tok = load_tokenizer(model.source)
     except (FileNotFoundError, ValueError) as e:
         raise SystemExit(f"error: {e}")
-    tok = AutoTokenizer.from_pretrained(model.source)
     if cfg.grader_processes:
         grader.warm_up(cfg.grader_processes)  # the sympy helpers start now, not at the first answers
     run(cfg, benchmarks, model, tok, rank, world)

@@ -132,8 +132,10 @@ def rope_cos_sin(pos, head_dim, theta, dtype):
 
 
 def apply_rope(x, cos, sin):
+    """Rotate x in x's dtype: under autocast cos and sin are fp32 (from the fp32 embedding output) and would
+    promote a bf16 q and k to fp32, so that attention got (fp32, fp32, bf16) and no fused kernel."""
     x1, x2 = x.chunk(2, dim=-1)
-    return x * cos + torch.cat([-x2, x1], -1) * sin
+    return (x * cos + torch.cat([-x2, x1], -1) * sin).to(x.dtype)
 
 
 class Qwen2Attention(nn.Module):
@@ -291,10 +293,14 @@ class Qwen2(nn.Module):
         with torch.device("meta"):
             model = cls(config)
         sd = _load_safetensors(folder)
-        if config.tie_word_embeddings:
+        if config.tie_word_embeddings and "model.embed_tokens.weight" in sd:
             sd["lm_head.weight"] = sd["model.embed_tokens.weight"]
         sd = {k: v.to(device=device, dtype=dtype) for k, v in sd.items()}
-        model.load_state_dict(sd, strict=True, assign=True)
+        try:
+            model.load_state_dict(sd, strict=True, assign=True)
+        except RuntimeError as e:  # missing, unexpected or mis-shaped tensors: say so in one line
+            detail = " ".join(str(e).split())
+            raise ValueError(f"the weights in {folder!r} do not match its config.json: {detail[:300]}") from None
         if config.tie_word_embeddings:
             model.lm_head.weight = model.model.embed_tokens.weight
         model.source = folder
@@ -345,7 +351,11 @@ def _target_logprobs(x, targets, weight, temperature):
 
 
 def _resolve(path):
-    """A local folder as is; otherwise a hub id, downloaded (or found in the cache) with huggingface_hub."""
+    """A local folder as is (a relative one is also looked for next to this file: toy-model from anywhere);
+    otherwise a hub id, downloaded (or found in the cache) with huggingface_hub."""
+    here = os.path.join(os.path.dirname(os.path.abspath(__file__)), path)
+    if not os.path.isdir(path) and not os.path.isabs(path) and os.path.isdir(here):
+        path = here
     if os.path.isdir(path):
         if not os.path.exists(os.path.join(path, "config.json")):
             raise FileNotFoundError(f"model folder {path!r} has no config.json: is it a Hugging Face model folder?")
@@ -376,5 +386,20 @@ def _load_safetensors(folder):
         raise FileNotFoundError(f"no model.safetensors (or model.safetensors.index.json) in {folder!r}")
     sd = {}
     for name in files:
-        sd.update(load_file(os.path.join(folder, name)))
+        try:
+            sd.update(load_file(os.path.join(folder, name)))
+        except Exception as e:  # safetensors' own errors: a truncated or corrupt file
+            raise ValueError(f"cannot read {os.path.join(folder, name)!r} ({type(e).__name__}: {e}): is the file "
+                             "complete (an interrupted download or copy)?") from None
     return sd
+
+
+def load_tokenizer(folder):
+    """The tokenizer saved beside a model's weights, through transformers. A folder without one is refused:
+    transformers would build an empty tokenizer, and the failure would surface later, elsewhere."""
+    if not (os.path.exists(os.path.join(folder, "tokenizer.json"))
+            or os.path.exists(os.path.join(folder, "vocab.json")) and os.path.exists(os.path.join(folder, "merges.txt"))):
+        raise FileNotFoundError(f"model folder {folder!r} has no tokenizer (tokenizer.json, or vocab.json and "
+                                "merges.txt): copy the tokenizer files of the model it came from into it")
+    from transformers import AutoTokenizer
+    return AutoTokenizer.from_pretrained(folder)

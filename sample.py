@@ -54,15 +54,20 @@ def check_context(config, prompt_tokens, max_new_tokens):
                          "shorten one of them")
 
 
-def kv_budget(config, dtype, device, other_bytes, memory_fraction=0.9):
-    """Tokens of KV cache for generate on a GPU: memory_fraction of its memory, less other_bytes (what the
-    process holds besides the cache: weights, gradients, optimizer state); the rest is for the activations
-    and the allocator's slack. Arithmetic, not a reading of free memory, so every rank of a job (and every
-    call) decides alike. None on the CPU, where generate sizes the cache for every row to finish."""
-    if device.type != "cuda":
+def kv_budget(config, dtype, total_bytes, other_bytes, memory_fraction=0.9):
+    """Tokens of KV cache for generate on a GPU of total_bytes: memory_fraction of it, less other_bytes
+    (what the process holds besides the cache: weights, gradients, optimizer state); the rest is for the
+    activations and the allocator's slack. Arithmetic, not a reading of free memory, so that every call and
+    every rank of a job decide alike. None on the CPU (total_bytes None): generate then makes room for
+    every row to finish."""
+    if total_bytes is None:
         return None
-    total = torch.cuda.get_device_properties(device).total_memory
-    return int((memory_fraction * total - other_bytes) // KVCache.bytes_per_token(config, dtype))
+    return int((memory_fraction * total_bytes - other_bytes) // KVCache.bytes_per_token(config, dtype))
+
+
+def gpu_memory(device):
+    """The GPU's memory in bytes, None on the CPU."""
+    return torch.cuda.get_device_properties(device).total_memory if device.type == "cuda" else None
 
 
 @torch.no_grad()
@@ -458,14 +463,12 @@ class SampleConfig:
 def main(argv):
     from configurator import parse_args
     cfg = parse_args(SampleConfig, argv)
-    from transformers import AutoTokenizer
-
-    from model import Qwen2
+    from model import Qwen2, load_tokenizer
     try:
         model = Qwen2.from_pretrained(cfg.model, device=cfg.device or None)
+        tok = load_tokenizer(model.source)
     except (FileNotFoundError, ValueError) as e:
         raise SystemExit(f"error: {e}")
-    tok = AutoTokenizer.from_pretrained(model.source)
     text = tok.apply_chat_template([{"role": "user", "content": cfg.instruction + cfg.prompt}], tokenize=False,
                                    add_generation_prompt=True)
     ids = tok.encode(text, add_special_tokens=False)  # the template already holds BOS

@@ -12,6 +12,7 @@ of Arora & Zanette (2025). The algorithm, phase by phase, is `main()` at the bot
 import dataclasses
 import glob
 import json
+import math
 import os
 import random
 import shutil
@@ -28,10 +29,11 @@ import grader
 import reward
 from configurator import parse_args, print_config
 from data import encode, load_rows, train_prompt
-from distributed import all_max, all_sum, barrier, finish, init_distributed
-from model import KVCache, Qwen2
+from distributed import (OutDirLock, all_max, all_sum, barrier, broadcast_object, finish, init_distributed,
+                         on_rank0)
+from model import KVCache, Qwen2, load_tokenizer
 from paged_attention import decode_path
-from sample import check_context, generate, kv_budget
+from sample import check_context, generate, gpu_memory, kv_budget
 
 
 @dataclass
@@ -94,11 +96,29 @@ class TrainConfig:
         if rollout % self.train_batch_size:
             raise ValueError(f"prompts_per_iter x group_size = {rollout} sequences must split into whole "
                              f"minibatches of --train_batch_size {self.train_batch_size}")
+        # Refused here, before anything loads: a run that could only produce NaN or a broken model.
+        checks = [("temperature", 0 < self.temperature < math.inf, "> 0: log-probs are taken at "
+                   "logits / temperature, and 0 (greedy) has no gradient; the paper samples at 1.0"),
+                  ("top_p", 0 < self.top_p <= 1, "in (0, 1]"), ("lr", 0 < self.lr < math.inf, "> 0"),
+                  ("kl_coef", 0 <= self.kl_coef < math.inf, ">= 0"), ("clip_eps", 0 < self.clip_eps < 1, "in (0, 1)"),
+                  ("grad_clip", 0 < self.grad_clip < math.inf, "> 0"),
+                  ("weight_decay", 0 <= self.weight_decay < math.inf, ">= 0"),
+                  ("eval_temperature", 0 <= self.eval_temperature < math.inf, ">= 0 (0 = greedy)"),
+                  ("eval_problems", self.eval_problems >= 1, ">= 1"),
+                  ("max_prompt_tokens", self.max_prompt_tokens >= 1, ">= 1"),
+                  ("dist_timeout_min", self.dist_timeout_min > 0, "> 0"),
+                  ("dtype", self.dtype in ("", "float32", "bfloat16", "float16"), "float32, bfloat16 or float16")]
+        checks += [(k, getattr(self, k) >= 0, ">= 0") for k in ("warmup_steps", "micro_batch_tokens", "save_every",
+                                                                 "rollout_slots", "reward_workers", "threads")]
+        for key, ok, allowed in checks:
+            if not ok:
+                raise ValueError(f"--{key} must be {allowed}, got {getattr(self, key)!r}")
 
 
 PRESETS = {
     "r1-1.5b": {},
-    "r1-7b": dict(model="deepseek-ai/DeepSeek-R1-Distill-Qwen-7B", lr=2e-6, fsdp=True, out_dir="out/r1-7b"),
+    "r1-7b": dict(model="deepseek-ai/DeepSeek-R1-Distill-Qwen-7B", lr=2e-6, fsdp=True, out_dir="out/r1-7b",
+                  micro_batch_tokens=32768),  # 65,536 would not fit the update on 80 GB (memory_plan)
     "toy": dict(model="toy-model", dataset="toy", num_prompts=2048, iters=30, prompts_per_iter=16,
                 train_batch_size=64, micro_batch_size=64, lr=1e-4, warmup_steps=2, max_new_tokens=200,
                 kl_coef=1e-3, reward_workers=0, eval_benchmark="toy", eval_problems=200, save_every=10,
@@ -202,25 +222,56 @@ def micro_batch_schedule(members, all_lengths, n_local, rank, world, max_seqs, m
 # -----------------------------------------------------------------------------
 # memory and checkpoints
 
-def memory_plan(cfg, mcfg, n_params, world, device, dtype, log):
-    """Print what the run needs per GPU and size the rollout's KV cache (in tokens); refuse what cannot fit."""
-    shard = world if cfg.fsdp else 1
-    state = n_params * (4 + 4 + 8) / shard  # fp32 master weights + grads + Adam moments
-    copies = n_params * dtype.itemsize * ((dtype != torch.float32 or cfg.fsdp) + (cfg.kl_coef > 0))  # sampler, ref
-    kv_token = KVCache.bytes_per_token(mcfg, dtype)
-    seq_len = cfg.max_prompt_tokens + cfg.max_new_tokens
-    GB, total = 2**30, torch.cuda.get_device_properties(device).total_memory if device.type == "cuda" else None
-    kv_tokens = kv_budget(mcfg, dtype, device, state + copies)
-    log(f"memory plan per rank: weights+grads+adam {state / GB:.1f} GiB | sampler/reference copies "
-        f"{copies / GB:.1f} GiB | KV {kv_token / 2**10:.0f} KiB/token"
-        + (f" x {kv_tokens:,} tokens = {kv_tokens * kv_token / GB:.1f} GiB of {total / GB:.0f} GiB" if total else "")
-        + f" | a sequence is up to {seq_len:,} tokens | micro-batch {cfg.micro_batch_size} seqs / "
-        f"{cfg.micro_batch_tokens or 'any'} tokens | decoding: {decode_path(mcfg, device, dtype)}")
-    if kv_tokens is not None and kv_tokens < seq_len:
-        raise SystemExit(f"error: this configuration does not fit: the model state takes {(state + copies) / GB:.1f} "
-                         f"GiB of {total / GB:.0f} GiB, leaving no room to cache one {seq_len:,}-token sequence. Use "
-                         "more GPUs with --fsdp true, or a smaller --max_new_tokens.")
-    return kv_tokens
+def memory_plan(cfg, mcfg, n_params, world, dtype, total_bytes, memory_fraction=0.9):
+    """What one rank holds, in bytes, in each phase, and the rollout's KV cache in tokens. Arithmetic only:
+    total_bytes is the GPU's memory (None on the CPU: nothing to size).
+
+      states    fp32 master weights + gradients + Adam's two moments, 16 B/param, sharded by FSDP (which
+                reduce-scatters every micro-batch, so accumulated gradients stay sharded too)
+      copies    the compute-dtype copy the rollouts sample from (FSDP's, or not fp32) and the KL reference
+      rollout   states + copies + the KV cache, which takes what is left of memory_fraction of the GPU
+      update    states + copies + the checkpointed layer inputs of one micro-batch (its T tokens x hidden,
+                per layer) + one layer recomputed in the backward (~10 hidden + 3 kv + 6 ffn values per
+                token, an upper estimate) + one chunk of fp32 logits and their gradient (12 B x chunk x
+                vocab) + under FSDP two gathered layers in the compute dtype and one layer's fp32 gradient
+    """
+    cb = dtype.itemsize
+    act = cb if cfg.fsdp else 4  # the residual stream: in the compute dtype under FSDP, fp32 under autocast
+    h, L, ffn, V = mcfg.hidden_size, mcfg.num_hidden_layers, mcfg.intermediate_size, mcfg.vocab_size
+    kv = mcfg.num_key_value_heads * mcfg.head_dim
+    T = cfg.micro_batch_tokens or cfg.micro_batch_size * (cfg.max_prompt_tokens + cfg.max_new_tokens)
+    layer_params = (n_params - V * h * (1 if mcfg.tie_word_embeddings else 2)) / L
+    plan = dict(states=n_params * 16 / (world if cfg.fsdp else 1),
+                copies=n_params * cb * ((dtype != torch.float32 or cfg.fsdp) + (cfg.kl_coef > 0)),
+                checkpointed=L * T * h * act, recomputed_layer=T * (10 * h + 3 * kv + 6 * ffn) * cb,
+                logits=12 * 1024 * V, gathered=layer_params * (2 * cb + 4) if cfg.fsdp else 0)
+    plan["update"] = sum(plan.values())
+    plan["kv_tokens"] = kv_budget(mcfg, dtype, total_bytes, plan["states"] + plan["copies"], memory_fraction)
+    plan["rollout"] = plan["states"] + plan["copies"] + (plan["kv_tokens"] or 0) * KVCache.bytes_per_token(mcfg, dtype)
+    plan["total"], plan["usable"] = total_bytes, total_bytes and memory_fraction * total_bytes
+    return plan
+
+
+def check_memory(plan, cfg, mcfg, dtype, device, log):
+    """Print the plan; refuse a run whose rollout cannot cache one sequence or whose update cannot fit."""
+    GB, seq_len = 2**30, cfg.max_prompt_tokens + cfg.max_new_tokens
+    log(f"memory plan per rank: weights+grads+adam {plan['states'] / GB:.1f} GiB | sampler/reference copies "
+        f"{plan['copies'] / GB:.1f} GiB | rollout: KV {KVCache.bytes_per_token(mcfg, dtype) / 2**10:.0f} KiB/token"
+        + (f" x {plan['kv_tokens']:,} tokens, {plan['rollout'] / GB:.1f} GiB in all" if plan["total"] else "")
+        + f" | update: micro-batch {cfg.micro_batch_size} seqs / {cfg.micro_batch_tokens or 'any'} tokens, "
+        f"{plan['update'] / GB:.1f} GiB in all (activations {plan['checkpointed'] / GB:.1f} checkpointed + "
+        f"{plan['recomputed_layer'] / GB:.1f} recomputed layer + {plan['logits'] / GB:.1f} logits)"
+        + (f" | of {plan['usable'] / GB:.0f} GiB usable ({plan['total'] / GB:.0f} GiB GPU)" if plan["total"] else "")
+        + f" | decoding: {decode_path(mcfg, device, dtype)}")
+    if plan["total"] and plan["kv_tokens"] < seq_len:
+        raise SystemExit(f"error: this configuration does not fit: the model state takes "
+                         f"{(plan['states'] + plan['copies']) / GB:.1f} GiB of {plan['usable'] / GB:.0f} GiB usable, "
+                         f"leaving no room to cache one {seq_len:,}-token sequence. Use more GPUs with --fsdp, or a "
+                         "smaller --max_new_tokens")
+    if plan["total"] and plan["update"] > plan["usable"]:
+        raise SystemExit(f"error: the update would need {plan['update'] / GB:.1f} GiB per GPU, more than the "
+                         f"{plan['usable'] / GB:.0f} GiB usable: lower --micro_batch_tokens (now "
+                         f"{cfg.micro_batch_tokens}), or use more GPUs with --fsdp")
 
 
 def latest_checkpoint(out_dir):
@@ -234,18 +285,55 @@ def latest_checkpoint(out_dir):
     return best
 
 
-def check_out_dir(cfg):
-    """The checkpoint to resume from (None: start afresh). A new run would truncate the logs already in
-    out_dir: refuse before writing anything."""
-    checkpoint, metrics = latest_checkpoint(cfg.out_dir), os.path.join(cfg.out_dir, "metrics.jsonl")
+# Settings a resumed run may change: how it runs, not what it computes. Any other difference from the run's
+# config.json is refused on --resume, with the list.
+RESUMABLE = {"preset", "iters", "resume", "out_dir", "save_every", "device", "threads", "rollout_slots", "cuda_graph",
+             "reward_workers", "micro_batch_size", "micro_batch_tokens", "grad_ckpt", "fsdp", "wandb",
+             "wandb_project", "dist_timeout_min"}
+LOGS = ("metrics.jsonl", "samples.jsonl", "config.json", "summary.json", "eval_initial.json",
+        "eval_initial.samples.jsonl", "eval_final.json", "eval_final.samples.jsonl")
+
+
+def check_out_dir(cfg, log):
+    """What out_dir holds decides how the run starts. Returns the checkpoint to resume from, None to start
+    afresh, or "finished" when a resumed run has nothing left to do. Refuses, before writing anything, a
+    new run over an existing one and a resume that would change what the run computes. A resume with no
+    checkpoint starts over, its partial logs moved aside, so that a scheduler can requeue the same command."""
+    checkpoint, logs = latest_checkpoint(cfg.out_dir), [f for f in LOGS if os.path.exists(os.path.join(cfg.out_dir, f))]
     if checkpoint and not cfg.resume:
-        raise SystemExit(f"error: --out_dir {cfg.out_dir} already holds a run: continue it with --resume true, or "
-                         "pick another --out_dir (or delete this one)")
-    if not checkpoint and os.path.isfile(metrics) and os.path.getsize(metrics):
-        raise SystemExit(f"error: --out_dir {cfg.out_dir} holds the logs of a run that saved no checkpoint; a new "
-                         "run, even with --resume true, would start at iteration 0 and drop them: pick another "
-                         "--out_dir (or delete this one)")
-    return checkpoint if cfg.resume else None
+        raise SystemExit(f"error: --out_dir {cfg.out_dir} already holds a run: continue it with --resume, or pick "
+                         "another --out_dir (or delete this one)")
+    if not checkpoint:
+        if logs and not cfg.resume:
+            raise SystemExit(f"error: --out_dir {cfg.out_dir} holds the logs of a run that saved no checkpoint: "
+                             "--resume starts it over (its logs are moved aside), or pick another --out_dir")
+        if logs:
+            aside = os.path.join(cfg.out_dir, time.strftime("restarted-%Y%m%d-%H%M%S"))
+            os.makedirs(aside)
+            for f in logs:
+                os.replace(os.path.join(cfg.out_dir, f), os.path.join(aside, f))
+            log(f"--resume: no checkpoint in {cfg.out_dir}: starting over; the earlier attempt's logs are in {aside}")
+        return None
+    saved, new = {}, dataclasses.asdict(cfg)
+    if os.path.exists(os.path.join(cfg.out_dir, "config.json")):
+        with open(os.path.join(cfg.out_dir, "config.json")) as f:
+            saved = json.load(f)
+    changed = [f"--{k} {saved[k]!r} -> {new.get(k)!r}" for k in saved if k not in RESUMABLE and saved[k] != new.get(k)]
+    if changed:
+        raise SystemExit(f"error: --resume continues the run in {cfg.out_dir}, and these settings would change what "
+                         f"it computes: {', '.join(changed)}. Resume with the run's settings, or start a new run in "
+                         "another --out_dir")
+    with open(os.path.join(checkpoint, "state.json")) as f:
+        done = json.load(f)["iter"]
+    if done >= cfg.iters:
+        log(f"the run in {cfg.out_dir} finished {done} iterations: nothing to do (a larger --iters continues it)")
+        return "finished"
+    if os.path.basename(checkpoint) == "final":  # the finished model stays, as the checkpoint of its iteration
+        kept = os.path.join(cfg.out_dir, f"iter_{done:06d}")
+        os.replace(checkpoint, kept)
+        log(f"continuing a finished run past iteration {done}: its final model is kept as {kept}")
+        checkpoint = kept
+    return checkpoint
 
 
 def save_checkpoint(path, run):
@@ -255,6 +343,7 @@ def save_checkpoint(path, run):
     options = StateDictOptions(full_state_dict=True, cpu_offload=True)
     model_sd, opt_sd = get_state_dict(run.policy, run.opt, options=options)
     if run.rank == 0:
+        run.lock.check()
         tmp = path + ".tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         with torch.device("meta"):
@@ -271,10 +360,16 @@ def save_checkpoint(path, run):
 
 
 def _truncate_jsonl(path, n_iters):
-    """On resume, drop log lines of iterations after the checkpoint (they will be run again)."""
+    """On resume, drop log lines of iterations after the checkpoint (they will be run again), and a line
+    torn by a kill in the middle of its write."""
+    def before(line):
+        try:
+            return json.loads(line)["iter"] <= n_iters
+        except (ValueError, KeyError, TypeError):
+            return False
     if os.path.exists(path):
         with open(path) as f:
-            lines = [line for line in f if json.loads(line)["iter"] <= n_iters]
+            lines = [line for line in f if before(line)]
         with open(path, "w") as f:
             f.writelines(lines)
 
@@ -301,6 +396,7 @@ class Run:
     opt: torch.optim.Optimizer
     kv_tokens: int  # the rollout's KV cache budget (None: room for every row)
     state: dict  # iter, step (optimizer steps done) and len0 (first iteration's mean length): checkpointed
+    lock: OutDirLock  # this run's hold on out_dir, checked before every write
     log: object  # print on rank 0
 
     @property
@@ -327,10 +423,9 @@ def load_prompts(cfg, tokenizer, config, log):
     return rows, prompts
 
 
-def setup(cfg, rank, world, device, log):
+def setup(cfg, rank, world, device, resume_dir, lock, log):
     """Data, models (policy, sampler, reference), the memory plan, DDP or FSDP, the optimizer, and the
     state of a resumed run."""
-    resume_dir = check_out_dir(cfg)
     dtype = getattr(torch, cfg.dtype) if cfg.dtype else (torch.bfloat16 if device.type == "cuda" else torch.float32)
     sharded = cfg.fsdp and dist.is_initialized()  # FSDP casts to dtype itself (MixedPrecisionPolicy)
     autocast = torch.autocast("cuda", dtype=dtype) if device.type == "cuda" and not sharded else nullcontext()
@@ -338,16 +433,16 @@ def setup(cfg, rank, world, device, log):
     torch.manual_seed(cfg.seed)
     log(f"training with {world} rank(s) on {device}, compute dtype {str(dtype)[6:]}, master weights fp32")
     print_config(cfg, file=sys.stdout if rank == 0 else open(os.devnull, "w"))
-    if cfg.model == "toy-model" and not os.path.exists(os.path.join(cfg.model, "config.json")) and rank == 0:
-        import toy
-        toy.build_base_model(cfg.model)
+    toy_model = os.path.join(os.path.dirname(os.path.abspath(__file__)), "toy-model")
+    if cfg.model == "toy-model" and not os.path.exists(os.path.join(toy_model, "config.json")) and rank == 0:
+        import toy  # the committed base model is missing: build it where model.py looks for it
+        toy.build_base_model(toy_model)
     barrier()
-    from transformers import AutoTokenizer
     try:
         policy = Qwen2.from_pretrained(resume_dir or cfg.model, device=device, dtype=torch.float32)
+        tokenizer = load_tokenizer(policy.source)
     except (FileNotFoundError, ValueError) as e:
         raise SystemExit(f"error: {e}")
-    tokenizer = AutoTokenizer.from_pretrained(policy.source)
     if cfg.reward_workers:
         grader.warm_up(cfg.reward_workers)  # the sympy helpers start now, not at the first reward
     rows, prompts = load_prompts(cfg, tokenizer, policy.config, log)
@@ -363,7 +458,8 @@ def setup(cfg, rank, world, device, log):
         # Always cfg.model, never the checkpoint a resumed run starts from: the KL anchors to the initial model.
         ref = Qwen2.from_pretrained(cfg.model, device=device, dtype=dtype).eval().requires_grad_(False)
     n_params = sum(p.numel() for p in policy.parameters())
-    kv_tokens = memory_plan(cfg, policy.config, n_params, world, device, dtype, log)
+    plan = memory_plan(cfg, policy.config, n_params, world, dtype, gpu_memory(device))
+    check_memory(plan, cfg, policy.config, dtype, device, log)
     model = policy
     if sharded:
         from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
@@ -373,22 +469,28 @@ def setup(cfg, rank, world, device, log):
         fully_shard(policy, mp_policy=mp)
     elif dist.is_initialized():
         from torch.nn.parallel import DistributedDataParallel as DDP
-        model = DDP(policy, device_ids=[device.index] if device.type == "cuda" else None)
+        model = DDP(policy, device_ids=[device.index] if device.type == "cuda" else None,
+                    gradient_as_bucket_view=True)  # gradients live in DDP's buckets: no second copy
     opt = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, betas=(0.9, 0.95), eps=1e-8,
                             weight_decay=cfg.weight_decay)
     state = dict(iter=0, step=0, len0=None)
     if resume_dir:
         from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
-        ck = torch.load(os.path.join(resume_dir, "train_state.pt"), map_location="cpu", weights_only=False)
-        set_optimizer_state_dict(policy, opt, ck["optimizer"], options=StateDictOptions(full_state_dict=True))
-        state = ck["state"]
-        random.setstate(ck["rng"]["python"])
-        torch.set_rng_state(ck["rng"]["torch"])
+        # The full optimizer state is 8 B/param (61 GB at 7B): under FSDP rank 0 alone reads it and sends
+        # every rank its shard, instead of every process of a node holding a copy.
+        ck = {}
+        if rank == 0 or not sharded:
+            ck = torch.load(os.path.join(resume_dir, "train_state.pt"), map_location="cpu", weights_only=False)
+        set_optimizer_state_dict(policy, opt, ck.get("optimizer", {}),
+                                 options=StateDictOptions(full_state_dict=True, broadcast_from_rank0=sharded))
+        state, rng = broadcast_object((ck.get("state"), ck.get("rng")))
+        random.setstate(rng["python"])
+        torch.set_rng_state(rng["torch"])
         log(f"resumed from {resume_dir} at iteration {state['iter']}")
     elif cfg.resume:
         log(f"--resume: no checkpoint in {cfg.out_dir}, starting from {cfg.model}")
     return Run(cfg, rank, world, device, dtype, autocast, tokenizer, rows, prompts, policy, model, sampler, ref,
-               opt, kv_tokens, state, log)
+               opt, plan["kv_tokens"], state, lock, log)
 
 
 # -----------------------------------------------------------------------------
@@ -445,8 +547,8 @@ def micro_batch_loss(run, batch, idxs, B, n_tokens, last):
     minibatch's loss. DDP and FSDP average gradients over ranks: the backward takes loss * world to make
     that average a sum. An empty micro-batch (padding: micro_batch_schedule) runs sequence 0 at weight 0."""
     cfg, seqs, plens, lengths, old_logp, adv = run.cfg, *batch
-    if run.sharded:
-        run.policy.set_requires_gradient_sync(last)
+    # DDP all-reduces at the last micro-batch only; FSDP reduce-scatters every one, so that accumulated
+    # gradients stay sharded (unsharded fp32 ones would need 4 B/param per GPU: 30 GB at 7B)
     sync = run.model.no_sync() if run.model is not run.policy and not last else nullcontext()
     ids = idxs or [0]
     with sync, run.autocast:
@@ -481,7 +583,12 @@ def update(run, batch, it):
             for j, idxs in enumerate(schedule):
                 upd[:2] += torch.stack(micro_batch_loss(run, batch, idxs, B, n_tokens, j == len(schedule) - 1))
             grad_norm = torch.nn.utils.clip_grad_norm_(run.policy.parameters(), cfg.grad_clip)
-            upd[2] += grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm
+            grad_norm = grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm
+            if not torch.isfinite(grad_norm):  # the same global norm on every rank: all stop here
+                raise SystemExit(f"error: the gradient norm is {grad_norm.item()} at iteration {it + 1}, optimizer "
+                                 f"step {run.state['step']}: the run stops before this step, and nothing is "
+                                 "saved over the last checkpoint. Look at --lr, --dtype and the data")
+            upd[2] += grad_norm
             lr = get_lr(run.state["step"], cfg)
             for group in run.opt.param_groups:
                 group["lr"] = lr
@@ -545,6 +652,7 @@ def log_iteration(run, m, batch_rows, comps, texts, R):
             f"update {m['t_update']:.1f}s)")
     if run.rank != 0:
         return
+    run.lock.check()
     with open(os.path.join(cfg.out_dir, "metrics.jsonl"), "a") as f:
         f.write(json.dumps(m) + "\n")
     with open(os.path.join(cfg.out_dir, "samples.jsonl"), "a") as f:
@@ -586,10 +694,14 @@ def main(argv):
                          f"{cfg.train_batch_size} must be divisible by the {world} ranks")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    run = setup(cfg, rank, world, device, log)
+    lock = OutDirLock(cfg.out_dir, rank, device, log)  # before anything in out_dir is read or written
+    resume_dir = on_rank0(lambda: check_out_dir(cfg, log))
+    if resume_dir == "finished":
+        return lock.release()
+    run = setup(cfg, rank, world, device, resume_dir, lock, log)
     tokenizer, G, state = run.tokenizer, cfg.group_size, run.state
-    os.makedirs(cfg.out_dir, exist_ok=True)
     if rank == 0:
+        lock.check()
         for name in ("metrics.jsonl", "samples.jsonl"):
             _truncate_jsonl(os.path.join(cfg.out_dir, name), state["iter"])
         with open(os.path.join(cfg.out_dir, "config.json"), "w") as f:
@@ -650,6 +762,7 @@ def main(argv):
                 json.dump(dict(init_model=cfg.model, final_model=final, **summary), f, indent=2)
             log("\n" + evaluation.before_after_table(summary["initial"], summary["final"], cfg.eval_benchmark,
                                                      cfg.eval_problems, cfg.eval_temperature, cfg.alpha))
+    lock.release()
     if rank == 0 and cfg.wandb:
         import wandb
         wandb.finish()  # else the run shows as crashed and its last metrics may be lost
@@ -661,6 +774,8 @@ def held_out(run, name, label, reuse=False):
     cfg, out = run.cfg, os.path.join(run.cfg.out_dir, f"eval_{name}.json")
     if reuse:
         return evaluation.read_metrics(out)
+    if run.rank == 0:
+        run.lock.check()
     m = evaluation.held_out(run.sampler, run.tokenizer, cfg.eval_benchmark, cfg.eval_problems, out, label,
                             cfg.max_new_tokens, cfg.eval_temperature, cfg.seed, run.rank, run.world)
     if m:

@@ -169,7 +169,7 @@ def test_load_rows_errors_are_one_line_and_rows_without_answers_are_dropped_with
     assert "dropped 2 of 5 rows" in err and "(rows 1, 3)" in err
     with pytest.raises(SystemExit, match="does not exist"):
         ev.main(["--model", str(tmp_path / "no_model"), "--benchmark", mixed, "--out", str(tmp_path / "r.json")])
-    with pytest.raises(SystemExit, match=r"--kv_memory is a fraction of the GPU's memory, in \(0, 1\); got 70"):
+    with pytest.raises(SystemExit, match=r"--kv_memory must be a fraction of the GPU's memory, in \(0, 1\), got 70"):
         ev.main(["--model", "toy-model", "--benchmark", mixed, "--kv_memory", "70"])
     with pytest.raises(SystemExit, match="--cuda_graph true needs a CUDA device"):
         ev.main(["--model", "toy-model", "--benchmark", mixed, "--device", "cpu", "--cuda_graph", "true"])

@@ -489,3 +489,40 @@ def test_real_flash_attn_equals_sdpa_on_cuda(tok, monkeypatch):
         assert (a - b).abs().max() < 0.05 * b.abs().max() + 0.02
     same = sum(x[:3] == y[:3] for x, y in zip(flash[2], sdpa[2]))
     assert same >= len(prompts)  # bf16 kernels may differ later on near-ties, not from the first tokens
+
+
+def test_compiled_decoding_goes_around_flash_attn_which_torch_compile_cannot_trace(tok, monkeypatch):
+    """flash_attn_with_kvcache calls a C++ extension that torch.compile(fullgraph=True) cannot trace: with
+    flash-attn installed, the compiled decode step must take the other path. Here the flash-attn API is
+    our reference in Python (traceable), so a call from the compiled step would be counted, not crash."""
+    torch._dynamo.reset()
+    model = tiny_model(tok, seed=16)
+    prompts = [random_ids(len(tok), n, seed=50 + n).tolist() for n in (3, 7)]
+    kw = dict(n=2, max_new_tokens=8, eos_token_id=-1, temperature=1.0, seed=5, slots=4)
+    sdpa = generate(model, prompts, **kw)
+    decode_calls = []
+    inner = ref_flash_attn_with_kvcache
+    install_fake_flash(monkeypatch)
+    paged_attention.flash_attn.flash_attn_with_kvcache = \
+        lambda q, *a, **k: decode_calls.append(q.shape[1]) or inner(q, *a, **k)
+    eager = generate(model, prompts, **kw)
+    assert decode_calls.count(1) > 0  # eager decoding uses flash-attn
+    decode_calls.clear()
+    compiled = generate(model, prompts, compile=True, **kw)
+    assert decode_calls and 1 not in decode_calls  # only the (eager) prefill; no compiled decode step
+    assert [c.tokens for c in compiled] == [c.tokens for c in eager] == [c.tokens for c in sdpa]
+
+
+def test_attention_inputs_arrive_in_one_dtype_under_autocast(tok, monkeypatch):
+    """Under autocast the embedding output is fp32, so RoPE's cos and sin are too: q and k must still reach
+    attention in the compute dtype, like v, or no fused kernel (flash-attn, cuDNN) takes them."""
+    model = tiny_model(tok, seed=17).train()
+    seen, inner = [], M.attention
+    monkeypatch.setattr(M, "attention", lambda q, k, v, **kw: seen.append({q.dtype, k.dtype, v.dtype}) or
+                        inner(q, k, v, **kw))
+    idx = random_ids(len(tok), 1, 20, seed=3)
+    cu = torch.tensor([0, 8, 20], dtype=torch.int32)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        model(idx, targets=idx, cu_seqlens=cu).sum().backward()  # packed, as in training
+        model(idx)
+    assert seen and all(s == {torch.bfloat16} for s in seen), seen
