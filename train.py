@@ -57,7 +57,8 @@ class TrainConfig:
     clip_eps: float = 0.2  # PPO ratio clip: [1 - eps, 1 + eps]
     kl_coef: float = 1e-3  # k1 KL to the initial model, folded into the reward; 0 = no reference model
     loss_agg: str = "seq-mean"  # seq-mean (authors' code: mean over tokens, then sequences) | token-mean
-    whiten: bool = True  # whiten token advantages over the whole rollout batch (all ranks)
+    adv_norm: str = "batch"  # batch: whiten token advantages over the rollout batch (all ranks; the authors')
+    #                          | group: divide by each prompt's reward std (GRPO; the paper's ablation) | none
     max_prompt_tokens: int = 512  # longer prompts are dropped, with a report
     max_new_tokens: int = 32000
     temperature: float = 1.0  # sampling temperature of the rollouts
@@ -67,6 +68,7 @@ class TrainConfig:
     reward_workers: int = 4  # grader processes per rank; 0 = grade in this process
     eval_benchmark: str = ""  # evaluate before and after training: "" = no, or a data spec like "toy"
     eval_problems: int = 200  # held-out problems for that evaluation
+    eval_initial: bool = True  # also evaluate the initial model (false: after training only, as experiments.py)
     eval_temperature: float = 0.6
     out_dir: str = "out/r1-1.5b"
     save_every: int = 10  # iterations between checkpoints; 0 = only the final model
@@ -86,6 +88,8 @@ class TrainConfig:
         reward.check_alpha(self.alpha)
         if self.loss_agg not in ("seq-mean", "token-mean"):
             raise ValueError(f"--loss_agg must be seq-mean or token-mean, got {self.loss_agg!r}")
+        if self.adv_norm not in ("batch", "group", "none"):
+            raise ValueError(f"--adv_norm must be batch, group or none, got {self.adv_norm!r}")
         for k in ("iters", "prompts_per_iter", "group_size", "train_batch_size", "micro_batch_size",
                   "epochs", "max_new_tokens", "num_prompts"):
             if getattr(self, k) < 1:
@@ -177,8 +181,18 @@ def agg_weights(lengths, loss_agg, n_seqs, n_tokens):
     return torch.cat([torch.full((n,), 1.0 / (n * n_seqs)) for n in lengths])
 
 
+def group_normalize(adv, rewards, group_size):
+    """GRPO's per-prompt normalisation, the paper's ablation: each group's advantages over the std of its
+    rewards (+ 1e-4). With correct answers' rewards spread over [1 - alpha, 1] it makes the length signal
+    the same size whatever alpha is. A group of equal rewards keeps advantages of 0 (not 0 / 0)."""
+    std = rewards.view(-1, group_size).std(1, keepdim=True)  # (prompts, 1), unbiased as GRPO's
+    return (adv.view(-1, group_size) / (std + 1e-4)).view(-1)
+
+
 def get_lr(step, cfg):
-    return cfg.lr * min(1.0, (step + 1) / max(cfg.warmup_steps, 1))  # linear warm-up, then constant
+    """transformers' constant schedule with warm-up, stepped after each optimizer step as the authors' code
+    does: optimizer step s runs at lr * s / warmup_steps (so step 0 at 0) until warmup_steps, then lr."""
+    return cfg.lr * min(1.0, step / cfg.warmup_steps) if cfg.warmup_steps else cfg.lr
 
 
 def micro_batches(idxs, lengths, max_seqs, max_tokens):
@@ -527,12 +541,16 @@ def score(run, seqs, plens, lengths):
 
 def advantages(run, rewards, old_logp, ref_logp, lengths):
     """Per-token advantages (a list of (len_i,)) and the per-token KL: the leave-one-out advantage of each
-    sequence, minus the return-to-go of the k1 KL to the initial model, whitened over all ranks' tokens."""
+    sequence (GRPO-normalised per prompt with --adv_norm group), minus the return-to-go of the k1 KL to the
+    initial model, whitened over all ranks' tokens (--adv_norm batch, the default)."""
     cfg = run.cfg
-    adv_seq = rloo_advantages(torch.tensor(rewards, device=run.device), cfg.group_size)
+    rewards = torch.tensor(rewards, device=run.device)
+    adv_seq = rloo_advantages(rewards, cfg.group_size)
+    if cfg.adv_norm == "group":
+        adv_seq = group_normalize(adv_seq, rewards, cfg.group_size)
     kl = [o - r for o, r in zip(old_logp, ref_logp)] if run.ref is not None else [torch.zeros_like(o) for o in old_logp]
     adv = [adv_seq[k] - cfg.kl_coef * kl_returns(kl[k]) for k in range(len(old_logp))]
-    if cfg.whiten:
+    if cfg.adv_norm == "batch":
         adv = list(whiten(torch.cat(adv), all_sum).split(lengths))
     return adv, kl
 
@@ -710,7 +728,7 @@ def main(argv):
             import wandb
             wandb.init(project=cfg.wandb_project, config=dataclasses.asdict(cfg), resume="allow")
     summary = {}
-    if cfg.eval_benchmark:  # measured once, before any training (a resumed run reads it back)
+    if cfg.eval_benchmark and cfg.eval_initial:  # measured once, before any training (a resumed run reads it back)
         summary["initial"] = held_out(run, "initial", cfg.model, reuse=state["iter"] > 0)
 
     for it in range(state["iter"], cfg.iters):
@@ -757,7 +775,7 @@ def main(argv):
         log(f"weights identical on all {world} ranks: {torch.equal(all_max(sums.clone()), -all_max(-sums))}")
     if cfg.eval_benchmark:
         summary["final"] = held_out(run, "final", final)
-        if rank == 0 and summary["initial"]:
+        if rank == 0 and summary.get("initial"):
             with open(os.path.join(cfg.out_dir, "summary.json"), "w") as f:
                 json.dump(dict(init_model=cfg.model, final_model=final, **summary), f, indent=2)
             log("\n" + evaluation.before_after_table(summary["initial"], summary["final"], cfg.eval_benchmark,

@@ -11,7 +11,7 @@ import torch
 
 from conftest import ROOT, make_tiny_model
 from train import (TrainConfig, agg_weights, get_config, get_lr, kl_returns, micro_batches, ppo_loss,
-                   rloo_advantages, whiten)
+                   group_normalize, rloo_advantages, whiten)
 
 
 def test_rloo_baseline_is_mean_of_the_other_samples_not_the_whole_group():
@@ -91,15 +91,40 @@ def test_micro_batches_respect_both_caps_and_keep_order():
     assert micro_batches([0, 1, 2, 3, 4], [5, 5, 5, 20, 1], max_seqs=2, max_tokens=12) == [[0, 1], [2], [3], [4]]
 
 
-def test_warmup_is_linear_then_constant():
+def test_warmup_matches_transformers_constant_schedule_stepped_after_each_optimizer_step():
+    """The authors' schedule: get_constant_schedule_with_warmup, scheduler.step() after optimizer.step(), so
+    that optimizer step 0 runs at lr 0 and step s < warmup at lr * s / warmup."""
+    from transformers import get_constant_schedule_with_warmup
     cfg = TrainConfig(lr=1e-3, warmup_steps=4)
-    assert [get_lr(s, cfg) for s in range(6)] == pytest.approx([2.5e-4, 5e-4, 7.5e-4, 1e-3, 1e-3, 1e-3])
+    assert [get_lr(s, cfg) for s in range(7)] == pytest.approx([0, 2.5e-4, 5e-4, 7.5e-4, 1e-3, 1e-3, 1e-3])
+    opt = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=cfg.lr)
+    sched = get_constant_schedule_with_warmup(opt, num_warmup_steps=cfg.warmup_steps)
+    for step in range(7):
+        assert opt.param_groups[0]["lr"] == pytest.approx(get_lr(step, cfg)), step  # the lr this step runs at
+        opt.step()
+        sched.step()
+    assert get_lr(0, TrainConfig(lr=1e-3, warmup_steps=0)) == 1e-3
+
+
+def test_group_normalisation_divides_each_prompts_advantages_by_its_reward_std_and_keeps_ties_at_zero():
+    rewards = torch.tensor([1.0, 0.9, 0.8, 0.0, 0.7, 0.7, 0.7, 0.7])  # two prompts of 4
+    adv = rloo_advantages(rewards, 4)
+    out = group_normalize(adv, rewards, 4)
+    std = rewards[:4].std()  # unbiased, as GRPO's
+    assert torch.allclose(out[:4], adv[:4] / (std + 1e-4))
+    assert torch.equal(out[4:], torch.zeros(4))  # equal rewards: 0, not NaN
+    spread = torch.tensor([1.0, 0.95, 0.9, 0.85])  # all correct, rewards 1 - alpha * sigmoid(z): same shape
+    for alpha in (0.05, 0.4):  # the normalised advantage of the shortest answer does not depend on alpha
+        r = 1 - alpha * (1 - spread) / 0.15
+        assert group_normalize(rloo_advantages(r, 4), r, 4)[0].item() == pytest.approx(
+            group_normalize(rloo_advantages(spread, 4), spread, 4)[0].item(), rel=1e-2)  # up to the 1e-4
 
 
 def test_paper_defaults_and_presets():
     cfg = get_config([])
     assert (cfg.prompts_per_iter, cfg.group_size, cfg.train_batch_size, cfg.lr, cfg.kl_coef) == (32, 8, 128, 5e-6, 1e-3)
-    assert cfg.loss_agg == "seq-mean" and cfg.whiten and cfg.temperature == 1.0 and cfg.max_new_tokens == 32000
+    assert cfg.loss_agg == "seq-mean" and cfg.adv_norm == "batch" and cfg.temperature == 1.0
+    assert cfg.max_new_tokens == 32000 and cfg.warmup_steps == 6
     cfg = get_config(["--preset", "r1-7b", "--lr", "1e-6"])
     assert cfg.fsdp and cfg.lr == 1e-6 and cfg.model.endswith("7B")
 
