@@ -55,6 +55,7 @@ class EvalConfig:
     progress: bool = True  # progress bars on stderr (rank 0, when it is a terminal)
     plot: str = ""  # comma-separated result JSON files: plot accuracy vs tokens to --out instead of evaluating
     curves: str = ""  # comma-separated train.py out_dirs: plot their length and accuracy per iteration to --out
+    budgets: str = ""  # comma-separated token budgets: the generation-cutoff curve from the same samples (cutoff)
 
     def __post_init__(self):  # refused before anything is loaded or written
         checks = [("temperature", 0 <= self.temperature < math.inf, ">= 0 (0 = greedy)"),
@@ -65,6 +66,10 @@ class EvalConfig:
         for key, ok, allowed in checks:
             if not ok:
                 raise ValueError(f"--{key} must be {allowed}, got {getattr(self, key)!r}")
+        try:
+            assert all(int(b) > 0 for b in self.budgets.split(",") if b.strip())
+        except (ValueError, AssertionError):
+            raise ValueError(f"--budgets must be positive token counts, comma-separated, got {self.budgets!r}")
         if not (self.plot or self.curves or self.benchmark.strip(" ,")):
             raise ValueError("--benchmark is empty: name one or more (gsm8k, math500, aime24, toy, a hub id, a file)")
 
@@ -100,7 +105,22 @@ def summarize(problems):
             "majority_accuracy": mean([majority_correct(p) for p in problems])}
 
 
-def metrics(records, rows, k):
+def cutoff(problems, budgets, max_new_tokens):
+    """The generation-cutoff baseline from one set of samples: at token budget B a sample counts if it ended
+    (EOS) within B tokens and is correct, and spends min(its length, B) tokens. Sampling is counter-based,
+    so a run with max_new_tokens B would have produced exactly these samples cut at B: the curve is exact.
+    area: the accuracy integrated over every budget 1..max_new_tokens, over max_new_tokens (in [0, 1])."""
+    mean = lambda xs: sum(xs) / max(len(xs), 1)  # noqa: E731
+    ok = [[s["correct"] and s["finished"] for s in p] for p in problems]
+    return {"budgets": budgets,
+            "accuracy": [mean([mean([c and s["tokens"] <= B for c, s in zip(cp, p)]) for cp, p in zip(ok, problems)])
+                         for B in budgets],
+            "mean_tokens": [mean([min(s["tokens"], B) for p in problems for s in p]) for B in budgets],
+            "area": mean([mean([c * max(0, max_new_tokens - s["tokens"] + 1) / max_new_tokens
+                                for c, s in zip(cp, p)]) for cp, p in zip(ok, problems)])}
+
+
+def metrics(records, rows, k, budgets=(), max_new_tokens=0):
     """The metrics of one benchmark from its per-sample records, with a per-difficulty breakdown when the
     rows carry a difficulty."""
     by_problem = defaultdict(list)
@@ -108,6 +128,8 @@ def metrics(records, rows, k):
         by_problem[r["problem_id"]].append(r)
     ids = sorted(by_problem)
     out = {**summarize([by_problem[i] for i in ids]), "samples_per_problem": k}
+    if budgets:
+        out["cutoff"] = cutoff([by_problem[i] for i in ids], list(budgets), max_new_tokens)
     levels = sorted({rows[i]["difficulty"] for i in ids if "difficulty" in rows[i]}, key=str)
     if levels:
         out["by_difficulty"] = {str(d): summarize([by_problem[i] for i in ids if rows[i].get("difficulty") == d])
@@ -287,6 +309,9 @@ def plot(files, out):
                 y = sum(r[b]["accuracy"] / max(ref[b]["accuracy"], 1e-9) for b in names) / len(names)
             ax.scatter(x, y, label=label)
             ax.annotate(label, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+            if name in r and "cutoff" in r[name]:  # the generation-cutoff curve of the same samples
+                c = r[name]["cutoff"]
+                ax.plot(c["mean_tokens"], [100 * a for a in c["accuracy"]], "--", lw=1, label=f"{label} cutoff")
         ax.set_title(name)
         ax.set_xlabel("mean tokens per sample" if name in ref else f"tokens (relative to {results[0][0]})")
         ax.set_ylabel("accuracy (%)" if name in ref else "accuracy (relative)")
@@ -355,7 +380,8 @@ def run(cfg, benchmarks, model, tok, rank, world):
         results = {}
         for name, rows in benchmarks.items():
             mine = [r for r in records if r["benchmark"] == name and r["problem_id"] < len(rows)]
-            results[name] = {**metrics(mine, rows, ks[name]), "max_new_tokens": max_new[name]}
+            budgets = [int(b) for b in cfg.budgets.split(",") if b.strip()]
+            results[name] = {**metrics(mine, rows, ks[name], budgets, max_new[name]), "max_new_tokens": max_new[name]}
         write_atomic(cfg.out, json.dumps({"model": cfg.model, "config": asdict(cfg), "benchmarks": results},
                                          indent=2))
         print(table(results))

@@ -249,3 +249,29 @@ def test_train_and_eval_prompts_share_one_bos_and_eval_ends_with_think(tiny_mode
     tail = [tok.convert_tokens_to_ids(t) for t in (data.ASSISTANT, "<think>")] + data.encode(tok, "\n")
     assert eval_ids[-len(tail):] == tail
     assert eval_ids[:len(train_ids)] == train_ids  # the same prompt up to <think>\n
+
+
+def test_accuracy_at_budget_counts_a_sample_only_if_it_ended_within_the_budget_and_is_right():
+    problems = [[rec(0, 0, "1", True, 5), rec(0, 1, "1", True, 12)],  # right, ended at 5 and at 12
+                [rec(1, 0, "2", False, 3), rec(1, 1, "2", True, 20, finished=False)]]  # wrong; right but cut off
+    c = ev.cutoff(problems, [4, 5, 12, 20], max_new_tokens=20)
+    assert c["accuracy"] == [0.0, 0.25, 0.5, 0.5]  # per problem, then over problems
+    assert c["mean_tokens"] == [(4 + 4 + 3 + 4) / 4, (5 + 5 + 3 + 5) / 4, (5 + 12 + 3 + 12) / 4, (5 + 12 + 3 + 20) / 4]
+    assert c["area"] == pytest.approx(((20 - 5 + 1) / 20 + (20 - 12 + 1) / 20) / 2 / 2)  # sum over B of acc(B) / 20
+
+
+def test_a_shorter_limit_gives_exactly_the_prefixes_of_the_longer_runs_samples(tiny_model_dir):
+    """Counter-based sampling: sample j's tokens depend on (seed, j, step) only, so the cutoff curve that
+    eval.py computes from one set of samples is what reruns at each budget would give."""
+    from model import Qwen2
+    from sample import generate
+    model = Qwen2.from_pretrained(tiny_model_dir, device="cpu")
+    prompts = [[3, 5, 7], [3, 9], [3, 11, 13, 15]]
+    kw = dict(n=4, eos_token_id=4, temperature=1.0, seed=9)
+    long = generate(model, prompts, max_new_tokens=30, **kw)
+    assert 0 < sum(c.finished for c in long) < len(long)
+    for B in (3, 10):
+        short = generate(model, prompts, max_new_tokens=B, **kw)
+        for a, b in zip(short, long):
+            assert a.tokens == b.tokens[:B]
+            assert a.finished == (b.finished and len(b.tokens) <= B)
