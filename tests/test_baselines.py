@@ -1,0 +1,62 @@
+"""baselines.py: the rejection-sampling SFT data, the DPO pairs and loss against hand computations, and a
+real (tiny) run of each on the toy task."""
+import json
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from baselines import dpo_loss, dpo_pairs, shortest_correct, sft_loss
+from conftest import ROOT
+
+
+def s(prompt, n, correct):
+    return dict(prompt=prompt, tokens=list(range(n)), correct=correct)
+
+
+SAMPLES = [s(0, 9, True), s(0, 4, False), s(0, 6, True), s(0, 6, True), s(0, 12, True),  # shortest right: 6
+           s(1, 3, False), s(1, 5, False),  # no correct sample: no SFT example, no pair
+           s(2, 7, True), s(2, 7, True)]  # correct, but of one length: an SFT example, no pair
+
+
+def test_sft_keeps_each_prompts_shortest_correct_sample_and_skips_prompts_with_none():
+    best = shortest_correct(SAMPLES)
+    assert set(best) == {0, 2} and best[0] is SAMPLES[2] and best[2] is SAMPLES[7]  # the first of equal lengths
+
+
+def test_dpo_pairs_the_shortest_with_the_longest_correct_sample():
+    pairs = dpo_pairs(SAMPLES)
+    assert set(pairs) == {0} and pairs[0] == (SAMPLES[2], SAMPLES[4])
+
+
+def test_dpo_loss_against_a_hand_computation():
+    logp_w, logp_l = torch.tensor([-10.0, -4.0]), torch.tensor([-12.0, -3.0])
+    ref_w, ref_l = torch.tensor([-11.0, -5.0]), torch.tensor([-11.0, -2.5])
+    beta = 0.1
+    margins = [(-10 + 11) - (-12 + 11), (-4 + 5) - (-3 + 2.5)]  # 2.0 and 1.5
+    hand = sum(-math.log(1 / (1 + math.exp(-beta * m))) for m in margins) / 2
+    assert dpo_loss(logp_w, logp_l, ref_w, ref_l, beta).item() == pytest.approx(hand, rel=1e-6)
+    assert dpo_loss(ref_w, ref_l, ref_w, ref_l, beta).item() == pytest.approx(math.log(2))  # the base: log 2
+
+
+def test_sft_loss_is_the_mean_over_sequences_of_their_mean_token_nll():
+    logps = [torch.tensor([-1.0, -3.0]), torch.tensor([-2.0, -2.0, -2.0, -6.0])]
+    assert sft_loss(logps).item() == pytest.approx((2.0 + 3.0) / 2)
+
+
+@pytest.mark.parametrize("mode", ["sft", "dpo"])
+def test_a_tiny_run_samples_once_fine_tunes_and_evaluates(tmp_path, mode):
+    args = ["--prompts", "6", "--samples", "4", "--max_new_tokens", "120", "--epochs", "1", "--batch_size", "4",
+            "--eval_problems", "8", "--out_dir", str(tmp_path)]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    p = subprocess.run([sys.executable, "baselines.py", mode, *args], cwd=ROOT, env=env, capture_output=True,
+                       text=True, timeout=600)
+    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-3000:]
+    samples = [json.loads(line) for line in open(tmp_path / "samples.jsonl")]
+    assert len(samples) == 24 and {x["prompt"] for x in samples} == set(range(6))
+    run = tmp_path / f"{mode}-lr0.0001"
+    metrics = json.loads((run / "eval_final.json").read_text())["benchmarks"]["toy"]
+    assert metrics["n_problems"] == 8 and (run / "final" / "model.safetensors").exists()
