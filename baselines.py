@@ -11,11 +11,12 @@ order), from one set of samples: 8 per prompt at T = 1.0, graded as the RL rewar
           y_w, y_l: prompt i's shortest and longest correct samples (prompts whose correct samples all have
           one length are left out); log pi(y|x) sums over y's tokens; ref: the frozen base model
 
-    python baselines.py sample --out_dir out/baselines                 # the toy task's base model: CPU, minutes
-    python baselines.py sft --lr 1e-4 --out_dir out/baselines          # -> out/baselines/sft-lr0.0001/
-    python baselines.py dpo --lr 1e-4 --out_dir out/baselines          # -> out/baselines/dpo-lr0.0001/
-    python baselines.py sft --model deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B --dataset daman1209arora/compression_dataset \\
-        --prompts 3200 --max_new_tokens 32000 --lr 1e-5 --out_dir out/baselines-1.5b   # the paper's scale, one GPU
+    python baselines.py sample --out_dir out/baselines               # the toy task's base model: CPU, minutes
+    python baselines.py sft --lr 1e-4 --out_dir out/baselines        # -> out/baselines/sft-lr0.0001/
+    python baselines.py dpo --lr 1e-4 --out_dir out/baselines        # -> out/baselines/dpo-lr0.0001/
+    python baselines.py sft --model deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B \\
+        --dataset daman1209arora/compression_dataset --prompts 3200 --max_new_tokens 32000 --lr 1e-5 \\
+        --out_dir out/baselines-1.5b   # the paper's scale, one GPU
 
 Each fine-tuned model is saved in its folder (final/) and evaluated as train.py evaluates (eval_final.json).
 The paper does not publish epochs, batch size or beta: here 2 epochs, batches of 16 sequences, beta 0.1,
@@ -87,7 +88,8 @@ def dpo_pairs(samples):
     """{prompt: (shortest correct, longest correct)} for prompts whose correct samples differ in length."""
     pairs = {}
     for prompt, w in shortest_correct(samples).items():
-        longest = max((s for s in samples if s["prompt"] == prompt and s["correct"]), key=lambda s: len(s["tokens"]))
+        longest = max((s for s in samples if s["prompt"] == prompt and s["correct"]),
+                      key=lambda s: len(s["tokens"]))
         if len(longest["tokens"]) > len(w["tokens"]):
             pairs[prompt] = (w, longest)
     return pairs
@@ -107,7 +109,8 @@ def sft_loss(logps):
 # -----------------------------------------------------------------------------
 
 def train_config(cfg):
-    """train.py's settings that pick its prompts, so that the baselines see the same ones in the same order."""
+    """train.py's settings that pick its prompts, so that the baselines see the same ones in the same
+    order."""
     return TrainConfig(model=cfg.model, dataset=cfg.dataset, num_prompts=cfg.num_prompts, seed=cfg.seed,
                        prompts_per_iter=1, train_batch_size=8, max_new_tokens=cfg.max_new_tokens)
 
@@ -116,16 +119,18 @@ def sample(cfg, model, tokenizer, prompts, rows):
     """cfg.samples responses per prompt from the base model, graded as train.py's reward grades them."""
     t0 = time.time()
     comps = generate(model, prompts, n=cfg.samples, max_new_tokens=cfg.max_new_tokens,
-                     eos_token_id=tokenizer.eos_token_id, temperature=cfg.temperature, seed=cfg.seed, progress=True)
+                     eos_token_id=tokenizer.eos_token_id, temperature=cfg.temperature, seed=cfg.seed,
+                     progress=True)
     texts = tokenizer.batch_decode([c.tokens for c in comps], skip_special_tokens=True)
     golds = [r["answer"] for r in rows for _ in range(cfg.samples)]
     R = reward.group_rewards(texts, golds, [len(c.tokens) for c in comps], [c.finished for c in comps],
                              cfg.samples, alpha=0.0)
     out = [dict(prompt=k // cfg.samples, tokens=c.tokens, finished=c.finished, correct=R["correct"][k],
                 response=texts[k]) for k, c in enumerate(comps)]
-    print(f"sampled {len(out)} responses in {time.time() - t0:.0f}s: {sum(R['correct']) / len(out):.1%} correct, "
-          f"{len(shortest_correct(out))} of {len(prompts)} prompts with a correct one, {len(dpo_pairs(out))} with "
-          "two of different lengths")
+    print(f"sampled {len(out)} responses in {time.time() - t0:.0f}s: "
+          f"{sum(R['correct']) / len(out):.1%} correct, "
+          f"{len(shortest_correct(out))} of {len(prompts)} prompts with a correct one, "
+          f"{len(dpo_pairs(out))} with two of different lengths")
     return out
 
 
@@ -167,7 +172,8 @@ def main(argv):
     if argv[:1] in (["-h"], ["--help"]):
         parse_args(BaselineConfig, argv)
     if not argv or argv[0] not in modes:
-        raise SystemExit(f"usage: python baselines.py {'|'.join(modes)} [--key value ...]  (see the docstring)")
+        raise SystemExit(f"usage: python baselines.py {'|'.join(modes)} [--key value ...]  "
+                         "(see the docstring)")
     mode, cfg = argv[0], parse_args(BaselineConfig, argv[1:])
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
@@ -192,12 +198,15 @@ def main(argv):
         samples = [json.loads(line) for line in f]
     data = list(shortest_correct(samples).values()) if mode == "sft" else list(dpo_pairs(samples).values())
     if not data:
-        raise SystemExit(f"error: no {'correct sample' if mode == 'sft' else 'pair of correct samples'} to train on")
+        raise SystemExit(f"error: no {'correct sample' if mode == 'sft' else 'pair of correct samples'} "
+                         "to train on")
     ref = None
     if mode == "dpo":
-        ref = Qwen2.from_pretrained(cfg.model, device=cfg.device, dtype=torch.float32).eval().requires_grad_(False)
+        ref = (Qwen2.from_pretrained(cfg.model, device=cfg.device, dtype=torch.float32)
+               .eval().requires_grad_(False))
     run_dir = os.path.join(cfg.out_dir, f"{mode}-lr{cfg.lr:g}")
-    print(f"{mode}: {len(data)} {'responses' if mode == 'sft' else 'pairs'} from {len(prompts)} prompts -> {run_dir}")
+    print(f"{mode}: {len(data)} {'responses' if mode == 'sft' else 'pairs'} from {len(prompts)} prompts "
+          f"-> {run_dir}")
     finetune(cfg, mode, model, ref, prompts, data, print)
     model.eval()
     model.save_pretrained(os.path.join(run_dir, "final"), tokenizer_dir=model.source)
@@ -207,7 +216,8 @@ def main(argv):
         m = evaluation.held_out(model, tokenizer, cfg.eval_benchmark, cfg.eval_problems,
                                 os.path.join(run_dir, "eval_final.json"), os.path.join(run_dir, "final"),
                                 cfg.max_new_tokens, cfg.eval_temperature, cfg.seed, 0, 1)
-        print(f"{mode} lr {cfg.lr:g}: held-out accuracy {m['accuracy']:.3f}, mean tokens {m['mean_tokens']:.1f}")
+        print(f"{mode} lr {cfg.lr:g}: held-out accuracy {m['accuracy']:.3f}, "
+              f"mean tokens {m['mean_tokens']:.1f}")
 
 
 if __name__ == "__main__":

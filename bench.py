@@ -4,7 +4,8 @@ sampler against its own lock-step mode and transformers `generate` on the same w
 (its peak memory against train.memory_plan's), the Triton decode kernel's launch configurations, and two
 rollouts with an update between, as train.py's memory plan sizes them.
 
-    python bench.py sample --shape r1-1.5b --batch 64,256 --lengths heavy    # one GPU (bf16); also --lengths fixed
+    python bench.py sample --shape r1-1.5b --batch 64,256 --lengths heavy    # one GPU (bf16);
+                                                                             # also --lengths fixed
     python bench.py sample --shape r1-7b --batch 64 --repeats 1
     python bench.py train --shape r1-1.5b                                    # one GPU; tokens/s and MFU
     torchrun --nproc_per_node=1 bench.py train --shape r1-7b --fsdp true --adam false --tokens 32768
@@ -59,7 +60,8 @@ SHAPES = {  # 10m: 11.5M parameters, 7.3M of them outside the embedding; vocab /
 }
 DEFAULT_MAX_NEW = {"tiny": 24, "10m": 512, "r1-1.5b": 1024, "r1-7b": 1024}
 DEFAULT_TRAIN_TOKENS = {"tiny": 256, "10m": 8192, "r1-1.5b": 32768, "r1-7b": 8192}
-GPU_PEAK_TFLOPS = [("H200", 989), ("H100 PCIe", 756), ("H100 NVL", 835), ("H100", 989), ("A100", 312)]  # bf16 dense
+# bf16 dense
+GPU_PEAK_TFLOPS = [("H200", 989), ("H100 PCIe", 756), ("H100 NVL", 835), ("H100", 989), ("A100", 312)]
 EOS = 0  # countdown tokens are 1..max_new_tokens; prompt bodies use the ids above
 FORCE = 1e4
 
@@ -75,12 +77,15 @@ class BenchConfig:
     temperature: float = 0.0  # 0 = greedy, in both samplers
     hf: bool = True  # also run transformers generate
     cuda_graph: bool = True  # on a GPU, also our continuous sampler replaying CUDA graphs of the decode step
-    compile: bool = False  # also our continuous sampler with torch.compile'd decode steps (and graphs on a GPU)
+    compile: bool = False  # also our continuous sampler with torch.compile'd decode steps
+    #                        (and graphs on a GPU)
     profile: bool = False  # sample: after the timings, the operators that take the most time in one eager run
-    hf_cache: str = "static"  # static | dynamic | static,dynamic: transformers' KV cache; ratios use the fastest
+    hf_cache: str = "static"  # static | dynamic | static,dynamic: transformers' KV cache;
+    #                           ratios use the fastest
     tokens: int = 0  # train: packed tokens per update step; 0 = the shape's default
     adam: bool = True  # train: include the AdamW step (8 bytes/param of state: turn off for 7B on one GPU)
-    fsdp: bool = False  # train: shard with FSDP2 as train.py --fsdp does (under torchrun; one process will do)
+    fsdp: bool = False  # train: shard with FSDP2 as train.py --fsdp does
+    #                     (under torchrun; one process will do)
     repeats: int = 3  # timed runs after one warm-up; the median is reported
     device: str = ""  # "" = cuda if available, else cpu
     dtype: str = ""  # "" = bfloat16 on GPU, float32 on CPU (train: the autocast dtype; weights are fp32)
@@ -89,7 +94,8 @@ class BenchConfig:
     def __post_init__(self):
         if self.shape not in SHAPES:
             raise ValueError(f"--shape must be one of {', '.join(SHAPES)}, got {self.shape!r}")
-        if self.lengths not in ("fixed", "heavy") or not set(self.hf_cache.split(",")) <= {"static", "dynamic"}:
+        if (self.lengths not in ("fixed", "heavy")
+                or not set(self.hf_cache.split(",")) <= {"static", "dynamic"}):
             raise ValueError("--lengths must be fixed or heavy, --hf_cache static or dynamic")
         self.max_new_tokens = self.max_new_tokens or DEFAULT_MAX_NEW[self.shape]
         self.tokens = self.tokens or DEFAULT_TRAIN_TOKENS[self.shape]
@@ -151,7 +157,8 @@ def hf_twin(model, attn):
     from transformers import Qwen2ForCausalLM
     from transformers.models.qwen2.modeling_qwen2 import Qwen2RotaryEmbedding
     w = model.lm_head.weight
-    hf_cfg = HFConfig(**{k: v for k, v in model.config.to_hf().items() if k not in ("torch_dtype", "rope_theta")},
+    hf_cfg = HFConfig(**{k: v for k, v in model.config.to_hf().items()
+                         if k not in ("torch_dtype", "rope_theta")},
                       rope_parameters={"rope_type": "default", "rope_theta": model.config.rope_theta},
                       dtype=str(w.dtype)[6:], pad_token_id=EOS)
     hf_cfg._attn_implementation = attn
@@ -172,14 +179,16 @@ def response_lengths(gen):
 def run_ours(ours, prompts, batch, cfg, continuous, **kw):
     """Our sampler with batch slots. Returns (response lengths, decode steps, CUDA graph counts)."""
     stats = {}
-    comps = generate(ours, prompts, max_new_tokens=cfg.max_new_tokens, eos_token_id=EOS, temperature=cfg.temperature,
-                     seed=cfg.seed, slots=batch, continuous=continuous, stats=stats, **kw)
-    return [len(c.tokens) for c in comps], stats["decode_steps"], dict(graphs=stats["graphs"],
-                                                                       capture_seconds=stats["capture_seconds"])
+    comps = generate(ours, prompts, max_new_tokens=cfg.max_new_tokens, eos_token_id=EOS,
+                     temperature=cfg.temperature, seed=cfg.seed, slots=batch, continuous=continuous,
+                     stats=stats, **kw)
+    return ([len(c.tokens) for c in comps], stats["decode_steps"],
+            dict(graphs=stats["graphs"], capture_seconds=stats["capture_seconds"]))
 
 
 def without_triton(fn):
-    """Run fn with paged decoding through SDPA (each row's pages gathered per layer), not the Triton kernel."""
+    """Run fn with paged decoding through SDPA (each row's pages gathered per layer), not the Triton
+    kernel."""
     paged_attention.use_triton = False
     try:
         return fn()
@@ -270,7 +279,8 @@ def bench_sample(cfg, device, dtype):
     weight_bytes = sum(p.numel() * p.element_size() for n, p in model.named_parameters() if "embed" not in n)
     kv_token = KVCache.bytes_per_token(mc, dtype)
     # keys and values each generated token attends to: the prompt but its last token, and the response so far
-    kv_bytes = kv_token * sum(t * (p - 1) + t * (t + 1) // 2 for p, t in zip(plens.tolist(), targets.tolist()))
+    kv_bytes = kv_token * sum(t * (p - 1) + t * (t + 1) // 2
+                              for p, t in zip(plens.tolist(), targets.tolist()))
     bw = bandwidth(device)
     print(f"{cfg.prompts} prompts of {plens.min()}-{plens.max()} tokens | responses ({cfg.lengths}): "
           f"{targets.sum():,} tokens, mean {targets.mean():.0f}, median {np.median(targets):.0f}, "
@@ -286,11 +296,12 @@ def bench_sample(cfg, device, dtype):
                    "lock-step": lambda ps: run_ours(ours, ps, B, cfg, False)}
         if cfg.cuda_graph and cuda:
             methods["cont. graphs"] = lambda ps: run_ours(ours, ps, B, cfg, True, cuda_graph=True)
-        if cuda and paged_attention.triton and paged_attention.flash_attn is None:  # the Triton kernel against SDPA
+        # the Triton kernel against SDPA
+        if cuda and paged_attention.triton and paged_attention.flash_attn is None:
             methods["cont. SDPA gather"] = lambda ps: without_triton(lambda: run_ours(ours, ps, B, cfg, True))
         if cfg.compile:
-            methods["cont. compiled" + " + graphs" * cuda] = lambda ps: run_ours(ours, ps, B, cfg, True, compile=True,
-                                                                                 cuda_graph=cuda)
+            methods["cont. compiled" + " + graphs" * cuda] = lambda ps: run_ours(
+                ours, ps, B, cfg, True, compile=True, cuda_graph=cuda)
         for c in cfg.hf_cache.split(",") if hf is not None else []:
             methods[f"HF {c}"] = lambda ps, c=c: run_hf(hf, ps, B, cfg, c)
         for fn in methods.values():
@@ -300,14 +311,16 @@ def bench_sample(cfg, device, dtype):
         for _ in range(cfg.repeats):
             for name, fn in methods.items():
                 meas[name].append(timed(lambda: fn(prompts), device))  # (seconds, peak MiB, result, CPU s)
-                print(f"  batch {B} | {name}: {meas[name][-1][0]:.2f} s", flush=True)  # a timeout still leaves these
+                # a timeout still leaves these
+                print(f"  batch {B} | {name}: {meas[name][-1][0]:.2f} s", flush=True)
         row = {}
         for name, m in meas.items():
             sec, cpu = statistics.median(x[0] for x in m), statistics.median(x[3] for x in m)
             peak, (lens, steps, graphs) = max(x[1] for x in m), m[-1][2]
             if lens != targets.tolist():  # the same work or no comparison
                 bad = next(i for i, (a, b) in enumerate(zip(lens, targets)) if a != b)
-                raise SystemExit(f"error: {name} generated {lens[bad]} tokens for prompt {bad}, forced {targets[bad]}")
+                raise SystemExit(f"error: {name} generated {lens[bad]} tokens for prompt {bad}, "
+                                 f"forced {targets[bad]}")
             tokens = sum(lens)
             r = dict(batch=B, method=name, tokens=tokens, seconds=sec, tokens_per_s=tokens / sec,
                      decode_steps=steps, ms_per_step=1e3 * sec / steps,
@@ -315,18 +328,21 @@ def bench_sample(cfg, device, dtype):
                      cpu_seconds=cpu, all_seconds=[x[0] for x in m], **graphs)
             row[name] = r
             runs.append(r)
-            print(f"batch {B:>4} | {name:<14} | {tokens:>8,} tokens | {sec:8.2f} s | {r['tokens_per_s']:>9,.0f} tok/s"
-                  f" | {steps:>6,} steps | {r['ms_per_step']:7.2f} ms/step | BW {r['bw_util']:6.1%} | peak {peak:>8,.0f} MiB"
+            print(f"batch {B:>4} | {name:<14} | {tokens:>8,} tokens | {sec:8.2f} s"
+                  f" | {r['tokens_per_s']:>9,.0f} tok/s | {steps:>6,} steps | {r['ms_per_step']:7.2f} ms/step"
+                  f" | BW {r['bw_util']:6.1%} | peak {peak:>8,.0f} MiB"
                   + (f" | CPU {cpu:.2f} s" if device.type == "cpu" else "")
-                  + (f" | {graphs['graphs']} graphs captured in {graphs['capture_seconds']:.2f} s" if graphs.get("graphs")
-                     else ""))
-        ratio = dict(batch=B, continuous_vs_lockstep=row["continuous"]["tokens_per_s"] / row["lock-step"]["tokens_per_s"])
+                  + (f" | {graphs['graphs']} graphs captured in {graphs['capture_seconds']:.2f} s"
+                     if graphs.get("graphs") else ""))
+        ratio = dict(batch=B, continuous_vs_lockstep=(row["continuous"]["tokens_per_s"]
+                                                      / row["lock-step"]["tokens_per_s"]))
         vs_eager = {name[6:]: r["tokens_per_s"] / row["continuous"]["tokens_per_s"]  # faster decode steps
                     for name, r in row.items() if name.startswith("cont. ")}
         ratio.update({"_".join(k.replace("+", " ").split()) + "_vs_eager": v for k, v in vs_eager.items()})
         if hf is not None:  # our fastest continuous mode against the fastest transformers configuration
-            ratio["ours_vs_hf"] = max(r["tokens_per_s"] for name, r in row.items() if name.startswith("cont")) / max(
-                r["tokens_per_s"] for name, r in row.items() if name.startswith("HF"))
+            ratio["ours_vs_hf"] = (
+                max(r["tokens_per_s"] for name, r in row.items() if name.startswith("cont"))
+                / max(r["tokens_per_s"] for name, r in row.items() if name.startswith("HF")))
         ratios.append(ratio)
         print(f"batch {B:>4} | continuous / lock-step {ratio['continuous_vs_lockstep']:.2f}x"
               + "".join(f" | {k} / eager {v:.2f}x" for k, v in vs_eager.items())
@@ -342,7 +358,8 @@ def profile_top_ops(fn, device, rows=15):
     with profile(activities=[ProfilerActivity.CPU] + [ProfilerActivity.CUDA] * cuda) as prof:
         fn()
         sync(device)
-    print(prof.key_averages().table(sort_by="self_cuda_time_total" if cuda else "self_cpu_time_total", row_limit=rows))
+    print(prof.key_averages().table(sort_by="self_cuda_time_total" if cuda else "self_cpu_time_total",
+                                    row_limit=rows))
 
 
 def bench_train(cfg, device, dtype):
@@ -405,16 +422,19 @@ def bench_train(cfg, device, dtype):
     world = dist.get_world_size() if dist.is_initialized() else 1
     tcfg = TrainConfig(fsdp=cfg.fsdp, micro_batch_tokens=T, kl_coef=0)
     plan = memory_plan(tcfg, mc, n_all, world, dtype, None)
-    planned = (plan["update"] - plan["copies"] - (0 if cfg.adam else 8 * n_all / (world if cfg.fsdp else 1))) / 2**20
+    planned = (plan["update"] - plan["copies"]
+               - (0 if cfg.adam else 8 * n_all / (world if cfg.fsdp else 1))) / 2**20
     r = dict(sequences=len(seqs), tokens=T, non_embedding_params=n_params, update_seconds=t_update,
              update_tokens_per_s=T / t_update, mfu=flops / t_update / peak_fl, score_seconds=t_score,
-             score_tokens_per_s=T / t_score, peak_flops=peak_fl, peak_flops_source=peak_src, peak_mem_mib=peak,
-             planned_peak_mib=planned, fsdp=cfg.fsdp)
+             score_tokens_per_s=T / t_score, peak_flops=peak_fl, peak_flops_source=peak_src,
+             peak_mem_mib=peak, planned_peak_mib=planned, fsdp=cfg.fsdp)
     print(f"{len(seqs)} sequences packed into {T:,} tokens (responses mean {np.mean(lengths):.0f}) | "
           f"{n_params / 1e6:,.1f}M non-embedding params | peak {peak_fl / 1e12:,.2f} TFLOP/s ({peak_src})")
     label = "update (fwd + bwd with checkpointing" + (" + AdamW)" if cfg.adam else ")")
-    print(f"{label:<45} | {t_update:.3f} s | {T / t_update:,.0f} tok/s | MFU {r['mfu']:.1%} | peak {peak:,.0f} MiB"
-          + (f" (train.memory_plan: {planned:,.0f} MiB{', FSDP' if cfg.fsdp else ''})" if device.type == "cuda" else ""))
+    print(f"{label:<45} | {t_update:.3f} s | {T / t_update:,.0f} tok/s | MFU {r['mfu']:.1%}"
+          f" | peak {peak:,.0f} MiB"
+          + (f" (train.memory_plan: {planned:,.0f} MiB{', FSDP' if cfg.fsdp else ''})"
+             if device.type == "cuda" else ""))
     print(f"{'score (no-grad log-probs, as for old/ref)':<45} | {t_score:.3f} s | {T / t_score:,.0f} tok/s | "
           f"peak {peak_score:,.0f} MiB")
     return r
@@ -443,12 +463,14 @@ def bench_kernel(cfg, device, dtype):
         pos = seqlens[:, None].long()
         methods = {f"Triton BLOCK_N {n} warps {w}": lambda n=n, w=w: paged_attention.paged_decode(
             q, k, v, seqlens, table, block_n=n, num_warps=w) for n, w in KERNEL_CONFIGS}
-        methods["SDPA gather"] = lambda: paged_attention._sdpa(q, k[table].flatten(1, 2), v[table].flatten(1, 2), pos)
+        methods["SDPA gather"] = lambda: paged_attention._sdpa(q, k[table].flatten(1, 2),
+                                                               v[table].flatten(1, 2), pos)
         for name, fn in methods.items():
             fn()  # compile
             sec = statistics.median(timed(fn, device)[0] for _ in range(max(cfg.repeats, 5)))
             runs.append(dict(batch=B, method=name, us=1e6 * sec, bw_util=read / sec / bw,
-                             default=name == "Triton BLOCK_N {} warps {}".format(*paged_attention.launch_config(D))))
+                             default=name == "Triton BLOCK_N {} warps {}".format(
+                                 *paged_attention.launch_config(D))))
             print(f"rows {B:>4} x {int(lens.mean()):,} positions (max {int(lens.max()):,}) | {name:<26} | "
                   f"{1e6 * sec:8.1f} us | {read / sec / 1e9:7.1f} GB/s | BW {read / sec / bw:6.1%}"
                   + (" | default" if runs[-1]["default"] else ""))
@@ -480,8 +502,9 @@ def bench_rollouts(cfg, device, dtype):
             out[f"rollout_{i}_peak_gib"] = torch.cuda.max_memory_allocated() / 2**30
         except torch.OutOfMemoryError as e:
             out[f"rollout_{i}_error"] = str(e).splitlines()[0]
-        print(f"rollout {i}: " + (f"peak {out[f'rollout_{i}_peak_gib']:.1f} GiB" if f"rollout_{i}_peak_gib" in out
-                                  else f"FAILED: {out[f'rollout_{i}_error']}"))
+        print(f"rollout {i}: "
+              + (f"peak {out[f'rollout_{i}_peak_gib']:.1f} GiB" if f"rollout_{i}_peak_gib" in out
+                 else f"FAILED: {out[f'rollout_{i}_error']}"))
         if i == 1:  # an update: Adam's state is created now, possibly where the cache was
             policy.gradient_checkpointing = True
             with torch.autocast("cuda", dtype=dtype):
@@ -492,7 +515,8 @@ def bench_rollouts(cfg, device, dtype):
             with torch.no_grad():
                 for ps, p in zip(sampler.parameters(), policy.parameters()):
                     ps.copy_(p)
-    print(f"KV cache {plan['kv_tokens']:,} tokens ({plan['kv_tokens'] * KVCache.bytes_per_token(mc, dtype) / 2**30:.1f}"
+    print(f"KV cache {plan['kv_tokens']:,} tokens "
+          f"({plan['kv_tokens'] * KVCache.bytes_per_token(mc, dtype) / 2**30:.1f}"
           f" GiB), allocator {os.environ.get('PYTORCH_CUDA_ALLOC_CONF', 'default')}: "
           + ("both rollouts allocated" if "rollout_2_peak_gib" in out else "the second rollout failed"))
     del ref
@@ -510,8 +534,10 @@ def main(argv):
     cfg = parse_args(BenchConfig, argv[1:])
     sys.stdout.reconfigure(line_buffering=True)  # each result as it comes, also into a file or a pipe
     _, _, device = init_distributed(cfg.device)  # under torchrun for --fsdp; the allocator as train.py's
-    dtype = getattr(torch, cfg.dtype) if cfg.dtype else (torch.bfloat16 if device.type == "cuda" else torch.float32)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    dtype = (getattr(torch, cfg.dtype) if cfg.dtype
+             else (torch.bfloat16 if device.type == "cuda" else torch.float32))
+    name = (torch.cuda.get_device_name(device) if device.type == "cuda"
+            else f"CPU, {torch.get_num_threads()} threads")
     print(f"bench {argv[0]} on {device} ({name}), {str(dtype)[6:]}, torch {torch.__version__}, "
           f"{time.strftime('%Y-%m-%d %H:%M')}")
     print_config(cfg)

@@ -52,8 +52,9 @@ def load_rows(spec, split="test", limit=0, seed=0):
     raw = [{str(k).lower(): v for k, v in r.items()} for r in raw]
     found = sorted({k for r in raw for k in r})
     if not raw or not set(found) & set(PROBLEM_FIELDS) or not set(found) & set(ANSWER_FIELDS):
-        raise SystemExit(f"error: {spec}: rows need a problem field ({' or '.join(PROBLEM_FIELDS)}) and an answer "
-                         f"field ({' or '.join(ANSWER_FIELDS)}); found {', '.join(found) or 'no rows'}")
+        raise SystemExit(f"error: {spec}: rows need a problem field ({' or '.join(PROBLEM_FIELDS)}) "
+                         f"and an answer field ({' or '.join(ANSWER_FIELDS)}); "
+                         f"found {', '.join(found) or 'no rows'}")
     rows, dropped = [], []
     for i, r in enumerate(raw):
         problem = next((r[f] for f in PROBLEM_FIELDS if r.get(f) is not None), "")
@@ -69,7 +70,8 @@ def load_rows(spec, split="test", limit=0, seed=0):
         rows.append(row)
     if dropped:
         print(f"{spec}: dropped {len(dropped)} of {len(raw)} rows without a usable problem or answer "
-              f"(rows {', '.join(map(str, dropped[:5]))}{', ...' if len(dropped) > 5 else ''})", file=sys.stderr)
+              f"(rows {', '.join(map(str, dropped[:5]))}{', ...' if len(dropped) > 5 else ''})",
+              file=sys.stderr)
     if not rows:
         raise SystemExit(f"error: {spec}: none of its {len(raw)} rows has a usable problem and answer")
     return rows[:limit] if limit > 0 else rows
@@ -118,10 +120,11 @@ def _read(spec, split, limit, seed):
             raise SystemExit(f"error: {spec} is not UTF-8 text ({e.reason} at byte {e.start}): re-save it as "
                              "UTF-8") from None
         bad = type(rows).__name__ if not isinstance(rows, list) else \
-            next((f"row {i}, a {type(r).__name__}" for i, r in enumerate(rows) if not isinstance(r, dict)), None)
+            next((f"row {i}, a {type(r).__name__}" for i, r in enumerate(rows)
+                  if not isinstance(r, dict)), None)
         if bad:
-            raise SystemExit(f"error: {spec} must hold rows that are JSON objects with problem and answer fields "
-                             f"(a list of them in a .json file); found {bad}")
+            raise SystemExit(f"error: {spec} must hold rows that are JSON objects with problem and answer "
+                             f"fields (a list of them in a .json file); found {bad}")
         return rows
     if spec in BENCHMARKS:
         return _read_hub(*BENCHMARKS[spec][:3])
@@ -136,8 +139,8 @@ def _read_hub(name, config, split):
     try:
         import datasets
     except ImportError:
-        raise SystemExit(f"error: loading {name!r} from the Hugging Face hub needs `pip install datasets`; or pass "
-                         "a local .jsonl / .parquet file with problem and answer fields") from None
+        raise SystemExit(f"error: loading {name!r} from the Hugging Face hub needs `pip install datasets`; "
+                         "or pass a local .jsonl / .parquet file with problem and answer fields") from None
     try:
         return list(datasets.load_dataset(name, config, split=split))
     except Exception as e:  # offline, unknown id or split: one line, not the hub client's traceback

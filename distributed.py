@@ -26,8 +26,8 @@ def init_distributed(device="", timeout_minutes=180):
     # contiguous free range otherwise. Set before CUDA initialises.
     os.environ.setdefault("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True")
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise SystemExit(f"error: --device {device}, but this torch {torch.__version__} sees no CUDA GPU: use "
-                         "--device cpu, or a CUDA build of torch on a GPU machine")
+        raise SystemExit(f"error: --device {device}, but this torch {torch.__version__} sees no CUDA GPU: "
+                         "use --device cpu, or a CUDA build of torch on a GPU machine")
     use_cuda = torch.cuda.is_available() and device != "cpu"
     if "RANK" not in os.environ:
         return 0, 1, torch.device(device or ("cuda" if use_cuda else "cpu"))
@@ -35,7 +35,8 @@ def init_distributed(device="", timeout_minutes=180):
         torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
     dist.init_process_group("nccl" if use_cuda else "gloo", timeout=timedelta(minutes=timeout_minutes))
     rank, world = dist.get_rank(), dist.get_world_size()
-    return rank, world, torch.device("cuda", int(os.environ["LOCAL_RANK"])) if use_cuda else torch.device("cpu")
+    return rank, world, (torch.device("cuda", int(os.environ["LOCAL_RANK"])) if use_cuda
+                         else torch.device("cpu"))
 
 
 def all_sum(t):
@@ -115,9 +116,9 @@ class OutDirLock:
             raise SystemExit(error)
         self.me = broadcast_object(self.me)  # every rank holds rank 0's lock
         if not everyone((self.holder() or {}).get("run") == self.me["run"], device):
-            raise SystemExit(f"error: not every rank reads the lock that rank 0 wrote in {self.path}: the nodes do "
-                             "not share --out_dir. Put it on a filesystem that every node mounts (checkpoints and "
-                             "--resume need one)")
+            raise SystemExit(f"error: not every rank reads the lock that rank 0 wrote in {self.path}: "
+                             "the nodes do not share --out_dir. Put it on a filesystem that every node "
+                             "mounts (checkpoints and --resume need one)")
         if rank == 0:
             threading.Thread(target=self._heartbeat, daemon=True).start()
             atexit.register(self.release)  # a refusal or a crash frees it; only a kill leaves it (stale)
@@ -150,10 +151,10 @@ class OutDirLock:
         except FileExistsError:
             h = self.holder()
             if h and not self.stale(h):
-                return (f"error: --out_dir {folder} is in use by another run (host {h['host']}, pid {h['pid']}, "
-                        f"started {time.ctime(h['started'])}, lock touched {h['age']:.0f} s ago). Pick another "
-                        f"--out_dir; if that run is dead, its lock goes stale {self.STALE_S} s after its last touch, "
-                        f"or delete {self.path}")
+                return (f"error: --out_dir {folder} is in use by another run "
+                        f"(host {h['host']}, pid {h['pid']}, started {time.ctime(h['started'])}, "
+                        f"lock touched {h['age']:.0f} s ago). Pick another --out_dir; if that run is dead, "
+                        f"its lock goes stale {self.STALE_S} s after its last touch, or delete {self.path}")
             tmp = f"{self.path}.{self.me['run']}"  # take over a stale lock: the last writer wins
             try:
                 with open(tmp, "w") as f:
@@ -166,8 +167,8 @@ class OutDirLock:
             log(f"took over the stale lock of an earlier run ({h or 'unreadable'})")
             return None
         except OSError as e:
-            return (f"error: cannot use --out_dir {folder}: {e.strerror or e}. Pick a folder this process can "
-                    "create and write")
+            return (f"error: cannot use --out_dir {folder}: {e.strerror or e}. "
+                    "Pick a folder this process can create and write")
         with os.fdopen(fd, "w") as f:
             json.dump(self.me, f)
         return None
@@ -188,8 +189,9 @@ class OutDirLock:
         """Before writing into out_dir: stop if another run has taken the lock."""
         h = self.holder()
         if self.lost is not None or not h or h.get("run") != self.me["run"]:
-            raise SystemExit(f"error: this run no longer holds {self.path} (now: {h or self.lost or 'deleted'}); it "
-                             "stops without writing, so as not to mix two runs in one --out_dir")
+            raise SystemExit(f"error: this run no longer holds {self.path} "
+                             f"(now: {h or self.lost or 'deleted'}); it stops without writing, "
+                             "so as not to mix two runs in one --out_dir")
 
     def release(self):
         self.lost = "released"

@@ -5,11 +5,12 @@ correctness of its k samples (a truncated response is wrong), tokens = mean gene
 
     python eval.py --model deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B --out results/base.json     # one GPU
     torchrun --nproc_per_node=8 eval.py --model out/r1-1.5b/final --out results/alpha0.2.json    # 8 GPUs
-    python eval.py --model toy-model --benchmark toy --limit 200 --seed 42 --max_new_tokens 200 --out results/toy.json
-                                                                     # CPU, seconds: the toy table's base row
+    python eval.py --model toy-model --benchmark toy --limit 200 --seed 42 --max_new_tokens 200 \\
+        --out results/toy.json                                       # CPU, seconds: the toy table's base row
     python eval.py --benchmark problems.jsonl --k 4 --model DIR    # a local file with problem/answer fields
     python eval.py --plot results/base.json results/alpha0.2.json --out pareto.png
-    python eval.py --curves out/a0 out/a0.2 --out curves.png     # train.py runs: length and accuracy per iteration
+    python eval.py --curves out/a0 out/a0.2 --out curves.png     # train.py runs: length and accuracy
+                                                                 # per iteration
 
 Writes --out (metrics per benchmark, JSON), the per-sample records beside it (NAME.samples.jsonl) and a
 markdown table on stdout. Rerunning with the same --out skips the problems already recorded.
@@ -48,19 +49,25 @@ class EvalConfig:
     out: str = "results.json"  # metrics; per-sample records go to NAME.samples.jsonl beside it
     chunk: int = 512  # samples per generate call; records are appended to the JSONL after each
     slots: int = 0  # rows decoded at once; 0 = all samples of a chunk, at most 256
-    kv_memory: float = 0.9  # GPU: fraction of its memory for the weights and the KV cache (the rest: activations)
+    kv_memory: float = 0.9  # GPU: fraction of its memory for the weights and the KV cache
+    #                         (the rest: activations)
     cuda_graph: bool = False  # replay the decode step as CUDA graphs (sample.generate); CUDA only
     grader_processes: int = 0  # worker processes for grading; 0 = in this process
     device: str = ""  # "" = cuda if available, else cpu
     progress: bool = True  # progress bars on stderr (rank 0, when it is a terminal)
-    plot: str = ""  # comma-separated result JSON files: plot accuracy vs tokens to --out instead of evaluating
-    curves: str = ""  # comma-separated train.py out_dirs: plot their length and accuracy per iteration to --out
-    budgets: str = ""  # comma-separated token budgets: the generation-cutoff curve from the same samples (cutoff)
+    plot: str = ""  # comma-separated result JSON files:
+    #                 plot accuracy vs tokens to --out instead of evaluating
+    curves: str = ""  # comma-separated train.py out_dirs:
+    #                   plot their length and accuracy per iteration to --out
+    budgets: str = ""  # comma-separated token budgets:
+    #                    the generation-cutoff curve from the same samples (cutoff)
 
     def __post_init__(self):  # refused before anything is loaded or written
         checks = [("temperature", 0 <= self.temperature < math.inf, ">= 0 (0 = greedy)"),
-                  ("top_p", 0 < self.top_p <= 1, "in (0, 1]"), ("max_new_tokens", self.max_new_tokens >= 1, ">= 1"),
-                  ("k", self.k >= 0, ">= 0 (0 = the paper's per benchmark)"), ("chunk", self.chunk >= 1, ">= 1"),
+                  ("top_p", 0 < self.top_p <= 1, "in (0, 1]"),
+                  ("max_new_tokens", self.max_new_tokens >= 1, ">= 1"),
+                  ("k", self.k >= 0, ">= 0 (0 = the paper's per benchmark)"),
+                  ("chunk", self.chunk >= 1, ">= 1"),
                   ("kv_memory", 0 < self.kv_memory < 1, "a fraction of the GPU's memory, in (0, 1)")]
         checks += [(key, getattr(self, key) >= 0, ">= 0") for key in ("limit", "slots", "grader_processes")]
         for key, ok, allowed in checks:
@@ -69,9 +76,11 @@ class EvalConfig:
         try:
             assert all(int(b) > 0 for b in self.budgets.split(",") if b.strip())
         except (ValueError, AssertionError):
-            raise ValueError(f"--budgets must be positive token counts, comma-separated, got {self.budgets!r}")
+            raise ValueError("--budgets must be positive token counts, comma-separated, "
+                             f"got {self.budgets!r}")
         if not (self.plot or self.curves or self.benchmark.strip(" ,")):
-            raise ValueError("--benchmark is empty: name one or more (gsm8k, math500, aime24, toy, a hub id, a file)")
+            raise ValueError("--benchmark is empty: name one or more "
+                             "(gsm8k, math500, aime24, toy, a hub id, a file)")
 
 
 def majority_correct(samples):
@@ -99,7 +108,8 @@ def summarize(problems):
             "mean_tokens": mean([s["tokens"] for s in samples]),
             "truncated_frac": mean([not s["finished"] for s in samples]),
             "n_problems": len(problems), "n_samples": len(samples),
-            "answer_accuracy": mean([mean([s.get("answer_correct", s["correct"]) and s["finished"] for s in p])
+            "answer_accuracy": mean([mean([s.get("answer_correct", s["correct"]) and s["finished"]
+                                           for s in p])
                                      for p in problems]),  # the boxed answer alone; differs on toy only
             "pass_at_k": mean([any(c) for c in correct]),
             "majority_accuracy": mean([majority_correct(p) for p in problems])}
@@ -113,7 +123,8 @@ def cutoff(problems, budgets, max_new_tokens):
     mean = lambda xs: sum(xs) / max(len(xs), 1)  # noqa: E731
     ok = [[s["correct"] and s["finished"] for s in p] for p in problems]
     return {"budgets": budgets,
-            "accuracy": [mean([mean([c and s["tokens"] <= B for c, s in zip(cp, p)]) for cp, p in zip(ok, problems)])
+            "accuracy": [mean([mean([c and s["tokens"] <= B for c, s in zip(cp, p)])
+                               for cp, p in zip(ok, problems)])
                          for B in budgets],
             "mean_tokens": [mean([min(s["tokens"], B) for p in problems for s in p]) for B in budgets],
             "area": mean([mean([c * max(0, max_new_tokens - s["tokens"] + 1) / max_new_tokens
@@ -132,7 +143,8 @@ def metrics(records, rows, k, budgets=(), max_new_tokens=0):
         out["cutoff"] = cutoff([by_problem[i] for i in ids], list(budgets), max_new_tokens)
     levels = sorted({rows[i]["difficulty"] for i in ids if "difficulty" in rows[i]}, key=str)
     if levels:
-        out["by_difficulty"] = {str(d): summarize([by_problem[i] for i in ids if rows[i].get("difficulty") == d])
+        out["by_difficulty"] = {str(d): summarize([by_problem[i] for i in ids
+                                                   if rows[i].get("difficulty") == d])
                                 for d in levels}
     return out
 
@@ -148,7 +160,8 @@ def table(benchmarks):
 
 
 # ----------------------------------------------------------------------------------------------------
-# Per-sample records: each rank appends to NAME.samples.rankR.jsonl; rank 0 merges them into NAME.samples.jsonl.
+# Per-sample records: each rank appends to NAME.samples.rankR.jsonl; rank 0 merges them into
+# NAME.samples.jsonl.
 
 def samples_path(out, rank=None):
     """The merged per-sample file beside --out, or the part that rank `rank` appends to."""
@@ -160,7 +173,8 @@ def part_paths(out):
 
 
 def read_records(out):
-    """Every whole line of the merged file and of any rank parts, one record per (benchmark, problem, sample)."""
+    """Every whole line of the merged file and of any rank parts, one record per
+    (benchmark, problem, sample)."""
     seen = {}
     for path in [samples_path(out)] + part_paths(out):
         if os.path.exists(path):
@@ -200,7 +214,8 @@ def check_resumable(cfg):
         return
     for key in RESUME_KEYS:
         if key in old and old[key] != getattr(cfg, key):
-            raise SystemExit(f"error: {cfg.out} holds samples with --{key} {old[key]}, not {getattr(cfg, key)}: "
+            raise SystemExit(f"error: {cfg.out} holds samples with --{key} {old[key]}, "
+                             f"not {getattr(cfg, key)}: "
                              "pass another --out, or delete it and its .samples.jsonl")
 
 
@@ -213,9 +228,9 @@ def shared_kv_budget(config, dtype, device, total_bytes, weight_bytes, memory_fr
         return None
     kv_tokens = int(-all_max(torch.tensor(-kv_tokens, device=device)).item())
     if kv_tokens < sequence:
-        raise SystemExit(f"error: {memory_fraction:.0%} of the GPU's memory, less the weights, holds {kv_tokens:,} "
-                         f"tokens of KV cache on the smallest rank, less than one {sequence:,}-token sequence: lower "
-                         "--max_new_tokens")
+        raise SystemExit(f"error: {memory_fraction:.0%} of the GPU's memory, less the weights, "
+                         f"holds {kv_tokens:,} tokens of KV cache on the smallest rank, "
+                         f"less than one {sequence:,}-token sequence: lower --max_new_tokens")
     return kv_tokens
 
 
@@ -244,8 +259,9 @@ def evaluate(cfg, model, tok, name, rows, k, rank, world, done, master):
     if too_long:
         todo = [i for i in todo if i not in set(too_long)]
         if master:
-            print(f"{name}: {len(too_long)} problems skipped, their prompts longer than the model's {context} "
-                  f"positions (problems {', '.join(map(str, too_long[:5]))}{', ...' if len(too_long) > 5 else ''})",
+            print(f"{name}: {len(too_long)} problems skipped, their prompts longer than the model's "
+                  f"{context} positions "
+                  f"(problems {', '.join(map(str, too_long[:5]))}{', ...' if len(too_long) > 5 else ''})",
                   file=sys.stderr)
     longest = max([len(p) for p in prompts if len(p) < context], default=1)  # every rank and rerun caps alike
     max_new = min(cfg.max_new_tokens, context - longest)
@@ -264,14 +280,16 @@ def evaluate(cfg, model, tok, name, rows, k, rank, world, done, master):
         texts = [tok.decode(c.tokens, skip_special_tokens=True) for c in outs]
         golds = [rows[i]["answer"] for i in run for _ in range(k)]
         graded = grade_many(texts, golds, processes=cfg.grader_processes)
-        records = [{"benchmark": name, "problem_id": i, "sample": j, "problem": rows[i]["problem"], "gold": golds[g],
-                    "answer": extract_boxed(texts[g]), "correct": bool(graded[g] and outs[g].finished),
+        records = [{"benchmark": name, "problem_id": i, "sample": j, "problem": rows[i]["problem"],
+                    "gold": golds[g], "answer": extract_boxed(texts[g]),
+                    "correct": bool(graded[g] and outs[g].finished),
                     "tokens": len(outs[g].tokens), "finished": outs[g].finished, "response": texts[g]}
                    for g, (i, j) in enumerate((i, j) for i in run for j in range(k))]
         if name == "toy":  # a right answer counts only with a valid derivation (see toy.derivation_ok)
             for r in records:
                 r["answer_correct"] = r["correct"]
-                r["correct"] = r["correct"] and toy.derivation_ok(rows[r["problem_id"]]["problem"], r["response"])
+                r["correct"] = r["correct"] and toy.derivation_ok(rows[r["problem_id"]]["problem"],
+                                                                  r["response"])
         with open(samples_path(cfg.out, rank), "a", encoding="utf-8") as f:
             f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
             f.flush()
@@ -279,8 +297,9 @@ def evaluate(cfg, model, tok, name, rows, k, rank, world, done, master):
         tokens += sum(r["tokens"] for r in records)
         accs += [sum(r["correct"] for r in records[a:a + k]) / k for a in range(0, len(records), k)]
         if master and cfg.progress:
-            print(f"{name}{' rank 0' if world > 1 else ''}: {len(accs)}/{len(todo)} problems | {tokens:,} tokens"
-                  f" | {tokens / (time.time() - t0):,.0f} tok/s | acc {sum(accs) / len(accs):.1%}", file=sys.stderr)
+            print(f"{name}{' rank 0' if world > 1 else ''}: {len(accs)}/{len(todo)} problems"
+                  f" | {tokens:,} tokens | {tokens / (time.time() - t0):,.0f} tok/s"
+                  f" | acc {sum(accs) / len(accs):.1%}", file=sys.stderr)
     return max_new
 
 
@@ -311,7 +330,8 @@ def plot(files, out):
             ax.annotate(label, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
             if name in r and "cutoff" in r[name]:  # the generation-cutoff curve of the same samples
                 c = r[name]["cutoff"]
-                ax.plot(c["mean_tokens"], [100 * a for a in c["accuracy"]], "--", lw=1, label=f"{label} cutoff")
+                ax.plot(c["mean_tokens"], [100 * a for a in c["accuracy"]], "--", lw=1,
+                        label=f"{label} cutoff")
         ax.set_title(name)
         ax.set_xlabel("mean tokens per sample" if name in ref else f"tokens (relative to {results[0][0]})")
         ax.set_ylabel("accuracy (%)" if name in ref else "accuracy (relative)")
@@ -367,7 +387,8 @@ def run(cfg, benchmarks, model, tok, rank, world):
         if (r.get("problem"), r["gold"]) != (row["problem"], row["answer"]):  # every rank decides alike
             raise SystemExit(f"error: {samples_path(cfg.out)} holds samples of {r['benchmark']} problem "
                              f"{r['problem_id']} that answer another problem or gold ({r['gold']!r} there, "
-                             f"{row['answer']!r} here): pass another --out, or delete {cfg.out} and its samples")
+                             f"{row['answer']!r} here): pass another --out, or delete {cfg.out} "
+                             "and its samples")
         counts[r["benchmark"], r["problem_id"]] += 1
     ks = {name: cfg.k or (BENCHMARKS[name][3] if name in BENCHMARKS else 1) for name in benchmarks}
     done = {key for key, c in counts.items() if c >= ks.get(key[0], 1)}
@@ -381,7 +402,8 @@ def run(cfg, benchmarks, model, tok, rank, world):
         for name, rows in benchmarks.items():
             mine = [r for r in records if r["benchmark"] == name and r["problem_id"] < len(rows)]
             budgets = [int(b) for b in cfg.budgets.split(",") if b.strip()]
-            results[name] = {**metrics(mine, rows, ks[name], budgets, max_new[name]), "max_new_tokens": max_new[name]}
+            results[name] = {**metrics(mine, rows, ks[name], budgets, max_new[name]),
+                             "max_new_tokens": max_new[name]}
         write_atomic(cfg.out, json.dumps({"model": cfg.model, "config": asdict(cfg), "benchmarks": results},
                                          indent=2))
         print(table(results))

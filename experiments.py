@@ -43,28 +43,33 @@ def jobs(cfg):
     """{name: (command, the file that says it is done, names it waits for)}."""
     py, out = sys.executable, cfg.out_dir
     common = ["--eval_problems", str(cfg.eval_problems), "--threads", "1"]
-    todo = {"base": ([py, "eval.py", "--model", "toy-model", "--benchmark", "toy", "--limit", str(cfg.eval_problems),
-                      "--temperature", "0.6", "--max_new_tokens", "200", "--seed", "42", "--budgets", cfg.budgets,
-                      "--progress", "false", "--out", f"{out}/base/eval_final.json"], f"{out}/base/eval_final.json", [])}
+    todo = {"base": ([py, "eval.py", "--model", "toy-model", "--benchmark", "toy",
+                      "--limit", str(cfg.eval_problems), "--temperature", "0.6", "--max_new_tokens", "200",
+                      "--seed", "42", "--budgets", cfg.budgets, "--progress", "false",
+                      "--out", f"{out}/base/eval_final.json"],
+                     f"{out}/base/eval_final.json", [])}
     for a in cfg.alphas.split(","):
         for seed in range(1, cfg.seeds + 1):
             d = f"{out}/rl-alpha{a}-seed{seed}"
-            todo[f"rl-alpha{a}-seed{seed}"] = ([py, "train.py", "--preset", "toy", "--alpha", a, "--seed", str(seed),
-                                                "--eval_initial", "false", "--out_dir", d, "--resume", *common],
+            todo[f"rl-alpha{a}-seed{seed}"] = ([py, "train.py", "--preset", "toy", "--alpha", a,
+                                                "--seed", str(seed), "--eval_initial", "false",
+                                                "--out_dir", d, "--resume", *common],
                                                f"{d}/eval_final.json", [])
     for seed in range(1, cfg.ablation_seeds + 1):
         d = f"{out}/grpo-alpha0.2-seed{seed}"
-        todo[f"grpo-alpha0.2-seed{seed}"] = ([py, "train.py", "--preset", "toy", "--alpha", "0.2", "--seed", str(seed),
-                                              "--adv_norm", "group", "--eval_initial", "false", "--out_dir", d,
-                                              "--resume", *common], f"{d}/eval_final.json", [])
+        todo[f"grpo-alpha0.2-seed{seed}"] = ([py, "train.py", "--preset", "toy", "--alpha", "0.2",
+                                              "--seed", str(seed), "--adv_norm", "group",
+                                              "--eval_initial", "false", "--out_dir", d, "--resume", *common],
+                                             f"{d}/eval_final.json", [])
     todo["samples"] = ([py, "baselines.py", "sample", "--out_dir", f"{out}/baselines"],
                        f"{out}/baselines/samples.jsonl", [])
     for mode in ("sft", "dpo"):
         for lr in cfg.lrs.split(","):
             d = f"{out}/baselines/{mode}-lr{float(lr):g}"
-            todo[f"{mode}-lr{float(lr):g}"] = ([py, "baselines.py", mode, "--lr", lr, "--out_dir", f"{out}/baselines",
-                                                "--eval_problems", str(cfg.eval_problems)], f"{d}/eval_final.json",
-                                               ["samples"])
+            todo[f"{mode}-lr{float(lr):g}"] = ([py, "baselines.py", mode, "--lr", lr,
+                                                "--out_dir", f"{out}/baselines",
+                                                "--eval_problems", str(cfg.eval_problems)],
+                                               f"{d}/eval_final.json", ["samples"])
     return todo
 
 
@@ -82,7 +87,8 @@ def run_all(cfg):
                 del running[name]
                 ok = proc.returncode == 0
                 failed += [] if ok else [name]
-                print(f"[{time.time() - t0:6.0f}s] {'done' if ok else 'FAILED'} {name} in {time.time() - start:.0f}s"
+                print(f"[{time.time() - t0:6.0f}s] {'done' if ok else 'FAILED'} {name} "
+                      f"in {time.time() - start:.0f}s"
                       + ("" if ok else f" (see {cfg.out_dir}/logs/{name}.log)"), flush=True)
         ready = [k for k, (_, _, deps) in todo.items() if not any(d in todo or d in running for d in deps)]
         while ready and len(running) < cfg.jobs:
@@ -118,7 +124,8 @@ def collect(cfg):
     out = cfg.out_dir
     res = dict(base=metrics(f"{out}/base/eval_final.json"), alphas={}, grpo=[], sft={}, dpo={})
     for a in cfg.alphas.split(","):
-        runs = [m for seed in range(1, cfg.seeds + 1) if (m := metrics(f"{out}/rl-alpha{a}-seed{seed}/eval_final.json"))]
+        runs = [m for seed in range(1, cfg.seeds + 1)
+                if (m := metrics(f"{out}/rl-alpha{a}-seed{seed}/eval_final.json"))]
         if runs:
             res["alphas"][a] = runs
     res["grpo"] = [m for seed in range(1, cfg.ablation_seeds + 1)
@@ -150,23 +157,29 @@ def claims(res, alphas):
         out.append(("mean tokens fall monotonically with alpha", all(x >= y for x, y in zip(toks, toks[1:])),
                     " > ".join(f"{t:.1f}" for t in toks)))
         distinct = 1 + sum(abs(x - y) >= 0.05 * max(x, y) for x, y in zip(toks, toks[1:]))
-        out.append(("at least four of the five alphas are distinct points (>= 5% apart in tokens)", distinct >= 4,
-                    f"{distinct} distinct"))
+        out.append(("at least four of the five alphas are distinct points (>= 5% apart in tokens)",
+                    distinct >= 4, f"{distinct} distinct"))
         a0, a4 = fam[alphas[0]], fam[alphas[-1]]
         gap, noise = a0["accuracy"] - a4["accuracy"], max(a0["accuracy_spread"], a4["accuracy_spread"])
-        out.append((f"accuracy at alpha {alphas[-1]} is below alpha {alphas[0]} by more than the seeds' spread",
-                    gap > noise, f"{a0['accuracy']:.1%} - {a4['accuracy']:.1%} = {gap:.1%}, spread {noise:.1%}"))
+        out.append((f"accuracy at alpha {alphas[-1]} is below alpha {alphas[0]} "
+                    "by more than the seeds' spread",
+                    gap > noise,
+                    f"{a0['accuracy']:.1%} - {a4['accuracy']:.1%} = {gap:.1%}, spread {noise:.1%}"))
         if "0.2" in fam:
-            cut, kept = 1 - fam["0.2"]["tokens"] / base["mean_tokens"], fam["0.2"]["accuracy"] / base["accuracy"]
-            out.append(("alpha 0.2 cuts >= 40% of the tokens at >= 96% of the base accuracy", cut >= 0.4 and kept >= 0.96,
+            cut, kept = (1 - fam["0.2"]["tokens"] / base["mean_tokens"],
+                         fam["0.2"]["accuracy"] / base["accuracy"])
+            out.append(("alpha 0.2 cuts >= 40% of the tokens at >= 96% of the base accuracy",
+                        cut >= 0.4 and kept >= 0.96,
                         f"{cut:.0%} of the tokens cut, {kept:.1%} of the accuracy kept"))
         levels = sorted(base.get("by_difficulty", {}), key=int)
         partial = [a for a in alphas[1:] if levels and all(
-            0.02 < 1 - fam[a]["by_difficulty"][k]["tokens"] / base["by_difficulty"][k]["mean_tokens"] for k in levels)]
+            0.02 < 1 - fam[a]["by_difficulty"][k]["tokens"] / base["by_difficulty"][k]["mean_tokens"]
+            for k in levels)]
         for a in partial:
             easy, hard = (1 - fam[a]["by_difficulty"][k]["tokens"] / base["by_difficulty"][k]["mean_tokens"]
                           for k in (levels[0], levels[-1]))
-            out.append((f"alpha {a}: the easiest problems lose a larger fraction of their tokens than the hardest",
+            out.append((f"alpha {a}: the easiest problems lose a larger fraction of their tokens "
+                        "than the hardest",
                         easy > hard, f"k={levels[0]} {-easy:+.0%}, k={levels[-1]} {-hard:+.0%}"))
     return out
 
@@ -181,7 +194,8 @@ def table(res, alphas):
     def row(name, s, n=None):
         spread = lambda v, sp: f"{v:.1%} ± {sp:.1%}" if n and n > 1 else f"{v:.1%}"  # noqa: E731
         tok = f"{s['tokens']:.1f} ± {s['tokens_spread']:.1f}" if n and n > 1 else f"{s['tokens']:.1f}"
-        by = [f"{s['by_difficulty'][k]['tokens']:.0f}" for k in levels] if s.get("by_difficulty") else [""] * len(levels)
+        by = ([f"{s['by_difficulty'][k]['tokens']:.0f}" for k in levels] if s.get("by_difficulty")
+              else [""] * len(levels))
         lines.append(f"| {name} | {spread(s['accuracy'], s['accuracy_spread'])} | {tok}{rel(s['tokens'])} | "
                      + " | ".join(by) + " |")
     if base:
@@ -219,24 +233,28 @@ def figure(res, alphas, path):
         ax.plot(c["mean_tokens"], [100 * a for a in c["accuracy"]], "--", color="gray", lw=1.2,
                 label="generation cutoff (base)")
     if base:
-        ax.scatter(base["mean_tokens"], 100 * base["accuracy"], marker="*", s=140, color="black", label="base model",
-                   zorder=3)
+        ax.scatter(base["mean_tokens"], 100 * base["accuracy"], marker="*", s=140, color="black",
+                   label="base model", zorder=3)
     fam = [(a, summary(res["alphas"][a])) for a in alphas if a in res["alphas"]]
     if fam:
         ax.errorbar([s["tokens"] for _, s in fam], [100 * s["accuracy"] for _, s in fam],
-                    xerr=[s["tokens_spread"] for _, s in fam], yerr=[100 * s["accuracy_spread"] for _, s in fam],
-                    fmt="o-", color="C0", capsize=3, label="RL, alpha family (mean, seed half-range)", zorder=3)
+                    xerr=[s["tokens_spread"] for _, s in fam],
+                    yerr=[100 * s["accuracy_spread"] for _, s in fam],
+                    fmt="o-", color="C0", capsize=3, label="RL, alpha family (mean, seed half-range)",
+                    zorder=3)
         for a, s in fam:
             ax.annotate(f"α={a}", (s["tokens"], 100 * s["accuracy"]), fontsize=8, xytext=(4, -10),
                         textcoords="offset points")
     if res["grpo"]:
         s = summary(res["grpo"])
-        ax.errorbar(s["tokens"], 100 * s["accuracy"], xerr=s["tokens_spread"], yerr=100 * s["accuracy_spread"],
+        ax.errorbar(s["tokens"], 100 * s["accuracy"], xerr=s["tokens_spread"],
+                    yerr=100 * s["accuracy_spread"],
                     fmt="x", color="C3", ms=9, capsize=3, label="RL α=0.2, GRPO per-prompt std", zorder=3)
     for mode, marker, color in (("sft", "s", "C2"), ("dpo", "D", "C1")):
         for lr, m in res[mode].items():
             ax.scatter(m["mean_tokens"], 100 * m["accuracy"], marker=marker, color=color,
-                       label=f"{mode.upper()} (lr {', '.join(res[mode])})" if lr == next(iter(res[mode])) else None)
+                       label=(f"{mode.upper()} (lr {', '.join(res[mode])})" if lr == next(iter(res[mode]))
+                              else None))
             ax.annotate(lr, (m["mean_tokens"], 100 * m["accuracy"]), fontsize=6, xytext=(3, 3),
                         textcoords="offset points")
     ax.set_xlabel("mean tokens per response (held-out, T = 0.6)")
@@ -258,7 +276,8 @@ def report(cfg):
     with open(os.path.join(HERE, cfg.out_dir, "results.md"), "w") as f:
         f.write(md + "\n")
     with open(os.path.join(HERE, cfg.out_dir, "results.json"), "w") as f:
-        json.dump(dict(results=res, claims=[dict(claim=c, holds=ok, numbers=n) for c, ok, n in checked]), f, indent=1)
+        json.dump(dict(results=res, claims=[dict(claim=c, holds=ok, numbers=n) for c, ok, n in checked]), f,
+                  indent=1)
     figure(res, alphas, cfg.figure)
     print(md)
     print(f"wrote {cfg.out_dir}/results.md, {cfg.out_dir}/results.json and {cfg.figure}")

@@ -149,7 +149,8 @@ _UNITS = (r"units?|sq(?:uare)? units|cm|mm|km|meters?|inch(?:es)?|feet|foot|ft|y
           r"dollars?|cents?|hours?|minutes?|seconds?|days?|weeks?|years?|mph|kg|grams?|pounds?|liters?")
 _TRAILING_TEXT = re.compile(r"(?<=[\w})]) *\\(?:text|mbox|mathrm)\{([^{}]*)\}(?:\^\{?[23]\}?)?$")
 _TRAILING_UNIT = re.compile(r"(?<=[\d}]) +(?:" + _UNITS + r")(?:\^\{?[23]\}?)?$")
-_WRAPPER = re.compile(r"\\(?:text|textbf|textit|textrm|mbox|mathrm|mathbf|boldsymbol|operatorname)\{([^{}]*)\}")
+_WRAPPER = re.compile(r"\\(?:text|textbf|textit|textrm|mbox|mathrm|mathbf|boldsymbol|operatorname)"
+                      r"\{([^{}]*)\}")
 _AND_OR = re.compile(r" ?,? ?(?<![a-zA-Z\\])(?:and|or)(?![a-zA-Z]) ?")  # spaces are single here
 _INT = re.compile(r"-?\d{1,50}")
 
@@ -167,7 +168,8 @@ def _normalize(s):
 def _normalize_short(s):
     if _INT.fullmatch(s):  # most GSM8K and AIME answers
         return s
-    s = re.sub("\u221a(\\d+(?:\\.\\d+)?)", r"\\sqrt{\1}", s)  # 3√13 is 3\sqrt{13}, where TeX's \sqrt 13 is 3
+    # 3√13 is 3\sqrt{13}, where TeX's \sqrt 13 is 3
+    s = re.sub("\u221a(\\d+(?:\\.\\d+)?)", r"\\sqrt{\1}", s)
     s = s.translate(_UNICODE).replace("\\\\", "\x02")  # protect matrix row breaks from `\ ` below
     s = re.sub(" +", " ", _SPACING.sub(" ", s)).replace("$", "").strip()
     if "\\" in s:
@@ -243,8 +245,8 @@ def _as_text(x):
 # ----------------------------------------------------------------------------- structure
 
 _MATRIX = re.compile(r"\\begin\{([pbBvV]?matrix|array)\}(?:\{[lcr|]*\})?(.*)\\end\{\1\}", re.S)
-_LABEL_COMMANDS = {"angle", "overline", "triangle", "frac", "sin", "cos", "tan", "cot", "log", "ln", "vec", "hat",
-                   "bar", "widehat", "overrightarrow", "prime"}  # and the Greek letters
+_LABEL_COMMANDS = {"angle", "overline", "triangle", "frac", "sin", "cos", "tan", "cot", "log", "ln", "vec",
+                   "hat", "bar", "widehat", "overrightarrow", "prime"}  # and the Greek letters
 
 
 def _is_label(t):
@@ -254,7 +256,8 @@ def _is_label(t):
     names = re.findall(r"\\([a-zA-Z]+)", t)
     return (bool(re.fullmatch(r"(?:[a-zA-Z{}(),:' ]|\\[a-zA-Z]+(?![a-zA-Z]))+", t))  # no backtracking
             and all(c in _LABEL_COMMANDS or c in _GREEK for c in names)
-            and (bool(re.search(r"[a-zA-Z]", re.sub(r"\\[a-zA-Z]+", "", t))) or any(c in _GREEK for c in names)))
+            and (bool(re.search(r"[a-zA-Z]", re.sub(r"\\[a-zA-Z]+", "", t)))
+                 or any(c in _GREEK for c in names)))
 
 
 def _parse(s, depth=0):
@@ -519,7 +522,8 @@ def _to_code(latex):
             return ["("] + arg() + ["/"] + arg() + [")"]
         if name == "binom":
             return ["binomial", "("] + arg() + [","] + arg() + [")"]
-        if name == "sqrt" and toks[pos:pos + 1] == ["["]:  # \sqrt[3]{x}, real: \sqrt[3]{-8} is -2, not 1+i\sqrt3
+        # \sqrt[3]{x}, real: \sqrt[3]{-8} is -2, not 1+i\sqrt3
+        if name == "sqrt" and toks[pos:pos + 1] == ["["]:
             pos += 1
             index = run("]")
             return ["real_root", "("] + arg() + [","] + index + [")"]
@@ -575,7 +579,8 @@ def _on_alarm(signum, frame):
 
 
 def _arm(deadline):
-    signal.setitimer(signal.ITIMER_REAL, 0 if deadline == math.inf else max(1e-4, deadline - time.monotonic()))
+    signal.setitimer(signal.ITIMER_REAL,
+                     0 if deadline == math.inf else max(1e-4, deadline - time.monotonic()))
 
 
 @contextlib.contextmanager
@@ -674,7 +679,8 @@ def _sympy_equal(a, b):
     points = _random_points(syms) if syms else [{}]
     for k, point in enumerate(points):
         u, v = x.evalf(30, subs=point), y.evalf(30, subs=point)
-        if not (u.is_number and v.is_number) or any(w.has(sympy.nan, sympy.zoo, sympy.oo, -sympy.oo) for w in (u, v)):
+        if (not (u.is_number and v.is_number)
+                or any(w.has(sympy.nan, sympy.zoo, sympy.oo, -sympy.oo) for w in (u, v))):
             continue  # a pole says nothing
         real = all(c.evalf(15, subs=point).is_extended_nonnegative for c in cuts)
         (inside if real else outside).append((u, v))
@@ -745,8 +751,9 @@ class _Helper:
     def __init__(self):
         here = os.path.dirname(os.path.abspath(__file__))
         code = f"import sys; sys.path.insert(0, {here!r}); import grader; grader._serve()"
-        self.proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.DEVNULL, start_new_session=True)  # Ctrl-C is the parent's
+        self.proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                     start_new_session=True)  # Ctrl-C is the parent's
         self.fd, self.ready = self.proc.stdout.fileno(), False
 
     def kill(self):
@@ -761,7 +768,8 @@ class _Helper:
 _helpers, _spare, _lock = [], [], threading.Lock()
 
 
-def _forget_helpers():  # a forked child must not share its parent's helpers, a lock held at fork, or its points
+def _forget_helpers():
+    # a forked child must not share its parent's helpers, a lock held at fork, or its points
     global _helpers, _spare, _lock
     _helpers, _spare, _lock = [], [], threading.Lock()
     _rng.seed(os.urandom(32))
@@ -926,8 +934,9 @@ def grade_many(responses, golds, processes=0):
 
 
 if __name__ == "__main__":
-    for response, gold in [("so the answer is \\boxed{\\dfrac{3}{4}}.", "\\frac34"), ("\\boxed{2\\sqrt2}", "\\sqrt{8}"),
-                           ("\\boxed{[2,5]}", "[2,5)"), ("\\boxed{\\text{(C)}}", "C"), ("the answer is 42", "42"),
+    for response, gold in [("so the answer is \\boxed{\\dfrac{3}{4}}.", "\\frac34"),
+                           ("\\boxed{2\\sqrt2}", "\\sqrt{8}"), ("\\boxed{[2,5]}", "[2,5)"),
+                           ("\\boxed{\\text{(C)}}", "C"), ("the answer is 42", "42"),
                            ("\\boxed{C, D}", "\\text{(C)}"),
                            ("\\boxed{1+\\sqrt{19}, 1-\\sqrt{19}}", "1 \\pm \\sqrt{19}")]:
         print(f"verdicts([{response!r}], [{gold!r}]) = {verdicts([response], [gold])}")

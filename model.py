@@ -96,8 +96,8 @@ def attention(q, k, v, cu_seqlens=None, max_seqlen=None, cache=None):
     flash = paged_attention.flash_attn if paged_attention.use_flash(q) else None
     if cu_seqlens is not None:
         if flash:
-            return flash.flash_attn_varlen_func(q[0], k[0], v[0], cu_seqlens, cu_seqlens, max_seqlen, max_seqlen,
-                                                causal=True)[None]
+            return flash.flash_attn_varlen_func(q[0], k[0], v[0], cu_seqlens, cu_seqlens, max_seqlen,
+                                                max_seqlen, causal=True)[None]
         bounds = cu_seqlens.tolist()  # SDPA has no packed layout: one call per sequence
         return torch.cat([attention(q[:, a:b], k[:, a:b], v[:, a:b]) for a, b in zip(bounds, bounds[1:])], 1)
     if flash:
@@ -125,7 +125,8 @@ class RMSNorm(nn.Module):
 
 def rope_cos_sin(pos, head_dim, theta, dtype):
     """cos and sin for positions pos (B, T): each (B, T, 1, head_dim), computed in fp32."""
-    inv_freq = 1.0 / theta ** (torch.arange(0, head_dim, 2, device=pos.device, dtype=torch.float32) / head_dim)
+    inv_freq = 1.0 / theta ** (torch.arange(0, head_dim, 2, device=pos.device, dtype=torch.float32)
+                               / head_dim)
     freqs = pos[..., None].float() * inv_freq  # (B, T, D/2)
     emb = torch.cat([freqs, freqs], -1)[:, :, None]  # (B, T, 1, D)
     return emb.cos().to(dtype), emb.sin().to(dtype)
@@ -193,7 +194,8 @@ class KVCache:
     @classmethod
     def empty(cls, cfg, batch_size, max_len, device, dtype):
         shape = (cfg.num_hidden_layers, batch_size, max_len, cfg.num_key_value_heads, cfg.head_dim)
-        return cls(torch.zeros(shape, device=device, dtype=dtype), torch.zeros(shape, device=device, dtype=dtype),
+        return cls(torch.zeros(shape, device=device, dtype=dtype),
+                   torch.zeros(shape, device=device, dtype=dtype),
                    torch.zeros(batch_size, device=device, dtype=torch.int32))
 
     @staticmethod
@@ -287,8 +289,9 @@ class Qwen2(nn.Module):
             config = Qwen2Config.from_hf(json.load(f))
         device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         if device.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(f"device {device} asked for, but this torch {torch.__version__} sees no CUDA GPU: load "
-                             "on the CPU (--device cpu in the scripts), or install a CUDA build of torch on a GPU machine")
+            raise ValueError(f"device {device} asked for, but this torch {torch.__version__} "
+                             "sees no CUDA GPU: load on the CPU (--device cpu in the scripts), "
+                             "or install a CUDA build of torch on a GPU machine")
         dtype = dtype or (torch.bfloat16 if device.type == "cuda" else torch.float32)
         with torch.device("meta"):
             model = cls(config)
@@ -300,7 +303,8 @@ class Qwen2(nn.Module):
             model.load_state_dict(sd, strict=True, assign=True)
         except RuntimeError as e:  # missing, unexpected or mis-shaped tensors: say so in one line
             detail = " ".join(str(e).split())
-            raise ValueError(f"the weights in {folder!r} do not match its config.json: {detail[:300]}") from None
+            raise ValueError(f"the weights in {folder!r} do not match its config.json: "
+                             f"{detail[:300]}") from None
         if config.tie_word_embeddings:
             model.lm_head.weight = model.model.embed_tokens.weight
         model.source = folder
@@ -336,7 +340,8 @@ class Qwen2(nn.Module):
             json.dump(config, f, indent=2)
         src = tokenizer_dir or self.source
         for name in TOKENIZER_FILES:
-            if src and os.path.exists(os.path.join(src, name)) and os.path.abspath(src) != os.path.abspath(out_dir):
+            if (src and os.path.exists(os.path.join(src, name))
+                    and os.path.abspath(src) != os.path.abspath(out_dir)):
                 shutil.copy(os.path.join(src, name), os.path.join(out_dir, name))
 
 
@@ -358,7 +363,8 @@ def _resolve(path):
         path = here
     if os.path.isdir(path):
         if not os.path.exists(os.path.join(path, "config.json")):
-            raise FileNotFoundError(f"model folder {path!r} has no config.json: is it a Hugging Face model folder?")
+            raise FileNotFoundError(f"model folder {path!r} has no config.json: "
+                                    "is it a Hugging Face model folder?")
         return path
     if path.startswith((".", "/", "~")) or path.count("/") != 1:
         raise FileNotFoundError(f"model folder {path!r} does not exist (and it is not a hub id like "
@@ -369,8 +375,8 @@ def _resolve(path):
         return snapshot_download(path, allow_patterns=patterns)
     except Exception as e:
         raise FileNotFoundError(
-            f"could not get {path!r} from the Hugging Face hub ({type(e).__name__}): it is not a local folder "
-            f"either. If you are offline, download it where you have internet (`hf download {path} "
+            f"could not get {path!r} from the Hugging Face hub ({type(e).__name__}): it is not a local "
+            f"folder either. If you are offline, download it where you have internet (`hf download {path} "
             f"--local-dir DIR`), copy DIR here and pass --model DIR.") from None
 
 
@@ -389,8 +395,8 @@ def _load_safetensors(folder):
         try:
             sd.update(load_file(os.path.join(folder, name)))
         except Exception as e:  # safetensors' own errors: a truncated or corrupt file
-            raise ValueError(f"cannot read {os.path.join(folder, name)!r} ({type(e).__name__}: {e}): is the file "
-                             "complete (an interrupted download or copy)?") from None
+            raise ValueError(f"cannot read {os.path.join(folder, name)!r} ({type(e).__name__}: {e}): "
+                             "is the file complete (an interrupted download or copy)?") from None
     return sd
 
 
@@ -398,8 +404,10 @@ def load_tokenizer(folder):
     """The tokenizer saved beside a model's weights, through transformers. A folder without one is refused:
     transformers would build an empty tokenizer, and the failure would surface later, elsewhere."""
     if not (os.path.exists(os.path.join(folder, "tokenizer.json"))
-            or os.path.exists(os.path.join(folder, "vocab.json")) and os.path.exists(os.path.join(folder, "merges.txt"))):
-        raise FileNotFoundError(f"model folder {folder!r} has no tokenizer (tokenizer.json, or vocab.json and "
-                                "merges.txt): copy the tokenizer files of the model it came from into it")
+            or (os.path.exists(os.path.join(folder, "vocab.json"))
+                and os.path.exists(os.path.join(folder, "merges.txt")))):
+        raise FileNotFoundError(f"model folder {folder!r} has no tokenizer "
+                                "(tokenizer.json, or vocab.json and merges.txt): "
+                                "copy the tokenizer files of the model it came from into it")
     from transformers import AutoTokenizer
     return AutoTokenizer.from_pretrained(folder)

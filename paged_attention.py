@@ -94,7 +94,8 @@ def _sdpa(q, k_cache, v_cache, pos):
 
 def decode_path(cfg, device, dtype):
     """The kernel that decodes from the paged cache for this model, device and dtype: for logs and benches."""
-    q = torch.empty(1, 1, cfg.num_attention_heads, cfg.head_dim, device=device, dtype=dtype)  # one decode step
+    # one decode step
+    q = torch.empty(1, 1, cfg.num_attention_heads, cfg.head_dim, device=device, dtype=dtype)
     k_cache = torch.empty(1, 1, cfg.num_key_value_heads, cfg.head_dim, device=device, dtype=dtype)
     if use_flash(q):
         return "flash-attn"
@@ -203,9 +204,10 @@ def paged_decode(q, k_cache, v_cache, cache_seqlens, block_table, block_n=None, 
 
     def launch():
         _decode_kernel[(B, Hkv, splits)](
-            q, k_cache, v_cache, block_table, cache_seqlens, O, M, L, q.stride(0), q.stride(1), k_cache.stride(0),
-            k_cache.stride(1), k_cache.stride(2), block_table.stride(0), D ** -0.5, pages_per_split, G=G, GP=GP,
-            D=D, BS=bs, BLOCK_N=block_n, PRECISION="ieee" if q.dtype == torch.float32 else "tf32",  # fp32: no TF32
+            q, k_cache, v_cache, block_table, cache_seqlens, O, M, L, q.stride(0), q.stride(1),
+            k_cache.stride(0), k_cache.stride(1), k_cache.stride(2), block_table.stride(0), D ** -0.5,
+            pages_per_split, G=G, GP=GP, D=D, BS=bs, BLOCK_N=block_n,
+            PRECISION="ieee" if q.dtype == torch.float32 else "tf32",  # fp32: no TF32
             num_warps=num_warps)
     config = (q.device, q.dtype, G, D, bs, block_n, num_warps)
     if torch.compiler.is_compiling():  # traced by torch.compile: no Python fallback around the launch
@@ -219,12 +221,14 @@ def paged_decode(q, k_cache, v_cache, cache_seqlens, block_table, block_n=None, 
             if config in _launched:  # it built and ran before: not a build problem
                 raise
             _broken.append(e)
-            warnings.warn(f"the Triton paged-attention kernel failed ({type(e).__name__}: {e}); decoding falls "
-                          "back to SDPA, which gathers each row's pages (slower; flash-attn is the fastest path)")
+            warnings.warn(f"the Triton paged-attention kernel failed ({type(e).__name__}: {e}); "
+                          "decoding falls back to SDPA, which gathers each row's pages "
+                          "(slower; flash-attn is the fastest path)")
             return None
     if splits == 1:
         y = O[:, :, 0] / L[:, :, 0, :, None]  # (B, Hkv, G, D)
-    else:  # merge the splits: each holds sum(exp(s - m) v) and sum(exp(s - m)) for its own max m (-inf if empty)
+    else:
+        # merge the splits: each holds sum(exp(s - m) v) and sum(exp(s - m)) for its own max m (-inf if empty)
         w = torch.exp(M - M.amax(2, keepdim=True))  # (B, Hkv, splits, G)
         y = (O * w[..., None]).sum(2) / (L * w).sum(2)[..., None]  # (B, Hkv, G, D)
     return y.reshape(B, 1, H, D).to(q.dtype)

@@ -24,8 +24,8 @@ from grader import verdicts
 def check_alpha(alpha):
     """alpha in [0, 1): any correct response then beats any wrong one. Also rejects NaN."""
     if not 0 <= alpha < 1:
-        raise ValueError(f"alpha (--alpha) must be in [0, 1) so that any correct response beats any wrong one (the paper "
-                         f"uses 0 to 0.4); got {alpha}")
+        raise ValueError(f"alpha (--alpha) must be in [0, 1) so that any correct response beats any "
+                         f"wrong one (the paper uses 0 to 0.4); got {alpha}")
 
 
 def length_penalty_rewards(correct, lengths, alpha):
@@ -68,5 +68,5 @@ def group_rewards(responses, golds, lengths, finished, group_size, alpha, proces
 
 
 if __name__ == "__main__":
-    print(group_rewards(["\\boxed{4}", "\\boxed{4}", "\\boxed{5}", "\\boxed{4}"], ["4"] * 4, [100, 300, 200, 900],
-                        [True, True, True, False], group_size=4, alpha=0.2))
+    print(group_rewards(["\\boxed{4}", "\\boxed{4}", "\\boxed{5}", "\\boxed{4}"], ["4"] * 4,
+                        [100, 300, 200, 900], [True, True, True, False], group_size=4, alpha=0.2))

@@ -93,7 +93,8 @@ def generate(model, prompts, *, n=1, max_new_tokens, eos_token_id, temperature=1
     longest = max(len(p) for p in prompts)
     check_context(cfg, longest, max_new_tokens)
     if not 0 < top_p <= 1 or temperature < 0:
-        raise ValueError(f"need 0 < top_p <= 1 and temperature >= 0, got top_p={top_p}, temperature={temperature}")
+        raise ValueError(f"need 0 < top_p <= 1 and temperature >= 0, got top_p={top_p}, "
+                         f"temperature={temperature}")
     if cuda_graph and device.type != "cuda":
         raise ValueError(f"cuda_graph=True needs the model on a CUDA device, not {device}")
     N = len(prompts) * n
@@ -103,8 +104,8 @@ def generate(model, prompts, *, n=1, max_new_tokens, eos_token_id, temperature=1
     max_blocks = -(-(longest + max_new_tokens) // bs)  # pages one sample may need
     n_blocks = min(-(-(kv_tokens or S * max_blocks * bs) // bs), S * max_blocks)  # more would go unused
     if n_blocks < max_blocks:
-        raise ValueError(f"kv_tokens {kv_tokens} cannot hold one sample of {longest + max_new_tokens} positions: "
-                         "raise kv_tokens or lower max_new_tokens")
+        raise ValueError(f"kv_tokens {kv_tokens} cannot hold one sample of {longest + max_new_tokens} "
+                         "positions: raise kv_tokens or lower max_new_tokens")
     model.eval()
 
     pool = PagePool(cfg, n_blocks, bs, max_blocks, device, dtype)
@@ -247,8 +248,10 @@ class Scheduler:
         """Pages for every running row's next `ahead` steps, oldest sample first; evict the youngest when
         the pool runs dry."""
         rows = self.rows
-        for s in sorted(range(len(rows)), key=lambda s: -1 if rows.host_sample[s] is None else rows.host_sample[s]):
-            while rows.host_sample[s] is not None and not self.pool.grow(rows, s, rows.host_len[s] + self.ahead):
+        for s in sorted(range(len(rows)),
+                        key=lambda s: -1 if rows.host_sample[s] is None else rows.host_sample[s]):
+            while (rows.host_sample[s] is not None
+                   and not self.pool.grow(rows, s, rows.host_len[s] + self.ahead)):
                 victim = max(rows.live(), key=lambda v: rows.host_sample[v])
                 self.step.restart(rows.host_sample[victim])
                 self.pending.appendleft(rows.host_sample[victim])
@@ -327,7 +330,8 @@ class DecodeStep:
         self.lengths[j], self.eos[j] = 0, False
 
     def completions(self):
-        lens, eos, toks, lps = self.lengths.tolist(), self.eos.tolist(), self.tokens.tolist(), self.logprobs.tolist()
+        lens, eos, toks, lps = (self.lengths.tolist(), self.eos.tolist(), self.tokens.tolist(),
+                                self.logprobs.tolist())
         return [Completion(toks[j][:lens[j]], lps[j][:lens[j]], eos[j]) for j in range(self.N)]
 
 
@@ -422,7 +426,8 @@ def sample_tokens(logits, temperature, top_p, u):
 
 def _progress(done, total, tokens, seconds):
     bar = "#" * int(30 * done / total)
-    print(f"\rsampling [{bar:<30}] {done}/{total} | {tokens:,} tokens | {tokens / max(seconds, 1e-9):,.0f} tok/s",
+    print(f"\rsampling [{bar:<30}] {done}/{total} | {tokens:,} tokens"
+          f" | {tokens / max(seconds, 1e-9):,.0f} tok/s",
           end="", file=sys.stderr, flush=True)
 
 
@@ -469,13 +474,14 @@ def main(argv):
         tok = load_tokenizer(model.source)
     except (FileNotFoundError, ValueError) as e:
         raise SystemExit(f"error: {e}")
-    text = tok.apply_chat_template([{"role": "user", "content": cfg.instruction + cfg.prompt}], tokenize=False,
-                                   add_generation_prompt=True)
+    text = tok.apply_chat_template([{"role": "user", "content": cfg.instruction + cfg.prompt}],
+                                   tokenize=False, add_generation_prompt=True)
     ids = tok.encode(text, add_special_tokens=False)  # the template already holds BOS
     t0 = time.time()
     try:
-        outs = generate(model, [ids], n=cfg.n, max_new_tokens=cfg.max_new_tokens, eos_token_id=tok.eos_token_id,
-                        temperature=cfg.temperature, top_p=cfg.top_p, seed=cfg.seed)
+        outs = generate(model, [ids], n=cfg.n, max_new_tokens=cfg.max_new_tokens,
+                        eos_token_id=tok.eos_token_id, temperature=cfg.temperature, top_p=cfg.top_p,
+                        seed=cfg.seed)
     except ValueError as e:  # a prompt or limit the model cannot take, a temperature or top_p out of range
         raise SystemExit(f"error: {e}")
     dt = time.time() - t0

@@ -68,7 +68,8 @@ class TrainConfig:
     reward_workers: int = 4  # grader processes per rank; 0 = grade in this process
     eval_benchmark: str = ""  # evaluate before and after training: "" = no, or a data spec like "toy"
     eval_problems: int = 200  # held-out problems for that evaluation
-    eval_initial: bool = True  # also evaluate the initial model (false: after training only, as experiments.py)
+    eval_initial: bool = True  # also evaluate the initial model
+    #                            (false: after training only, as experiments.py)
     eval_temperature: float = 0.6
     out_dir: str = "out/r1-1.5b"
     save_every: int = 10  # iterations between checkpoints; 0 = only the final model
@@ -104,16 +105,19 @@ class TrainConfig:
         checks = [("temperature", 0 < self.temperature < math.inf, "> 0: log-probs are taken at "
                    "logits / temperature, and 0 (greedy) has no gradient; the paper samples at 1.0"),
                   ("top_p", 0 < self.top_p <= 1, "in (0, 1]"), ("lr", 0 < self.lr < math.inf, "> 0"),
-                  ("kl_coef", 0 <= self.kl_coef < math.inf, ">= 0"), ("clip_eps", 0 < self.clip_eps < 1, "in (0, 1)"),
+                  ("kl_coef", 0 <= self.kl_coef < math.inf, ">= 0"),
+                  ("clip_eps", 0 < self.clip_eps < 1, "in (0, 1)"),
                   ("grad_clip", 0 < self.grad_clip < math.inf, "> 0"),
                   ("weight_decay", 0 <= self.weight_decay < math.inf, ">= 0"),
                   ("eval_temperature", 0 <= self.eval_temperature < math.inf, ">= 0 (0 = greedy)"),
                   ("eval_problems", self.eval_problems >= 1, ">= 1"),
                   ("max_prompt_tokens", self.max_prompt_tokens >= 1, ">= 1"),
                   ("dist_timeout_min", self.dist_timeout_min > 0, "> 0"),
-                  ("dtype", self.dtype in ("", "float32", "bfloat16", "float16"), "float32, bfloat16 or float16")]
-        checks += [(k, getattr(self, k) >= 0, ">= 0") for k in ("warmup_steps", "micro_batch_tokens", "save_every",
-                                                                 "rollout_slots", "reward_workers", "threads")]
+                  ("dtype", self.dtype in ("", "float32", "bfloat16", "float16"),
+                   "float32, bfloat16 or float16")]
+        checks += [(k, getattr(self, k) >= 0, ">= 0")
+                   for k in ("warmup_steps", "micro_batch_tokens", "save_every", "rollout_slots",
+                             "reward_workers", "threads")]
         for key, ok, allowed in checks:
             if not ok:
                 raise ValueError(f"--{key} must be {allowed}, got {getattr(self, key)!r}")
@@ -261,7 +265,8 @@ def memory_plan(cfg, mcfg, n_params, world, dtype, total_bytes, memory_fraction=
                 logits=12 * 1024 * V, gathered=layer_params * (2 * cb + 4) if cfg.fsdp else 0)
     plan["update"] = sum(plan.values())
     plan["kv_tokens"] = kv_budget(mcfg, dtype, total_bytes, plan["states"] + plan["copies"], memory_fraction)
-    plan["rollout"] = plan["states"] + plan["copies"] + (plan["kv_tokens"] or 0) * KVCache.bytes_per_token(mcfg, dtype)
+    plan["rollout"] = (plan["states"] + plan["copies"]
+                       + (plan["kv_tokens"] or 0) * KVCache.bytes_per_token(mcfg, dtype))
     plan["total"], plan["usable"] = total_bytes, total_bytes and memory_fraction * total_bytes
     return plan
 
@@ -270,18 +275,20 @@ def check_memory(plan, cfg, mcfg, dtype, device, log):
     """Print the plan; refuse a run whose rollout cannot cache one sequence or whose update cannot fit."""
     GB, seq_len = 2**30, cfg.max_prompt_tokens + cfg.max_new_tokens
     log(f"memory plan per rank: weights+grads+adam {plan['states'] / GB:.1f} GiB | sampler/reference copies "
-        f"{plan['copies'] / GB:.1f} GiB | rollout: KV {KVCache.bytes_per_token(mcfg, dtype) / 2**10:.0f} KiB/token"
+        f"{plan['copies'] / GB:.1f} GiB | rollout: KV "
+        f"{KVCache.bytes_per_token(mcfg, dtype) / 2**10:.0f} KiB/token"
         + (f" x {plan['kv_tokens']:,} tokens, {plan['rollout'] / GB:.1f} GiB in all" if plan["total"] else "")
         + f" | update: micro-batch {cfg.micro_batch_size} seqs / {cfg.micro_batch_tokens or 'any'} tokens, "
         f"{plan['update'] / GB:.1f} GiB in all (activations {plan['checkpointed'] / GB:.1f} checkpointed + "
         f"{plan['recomputed_layer'] / GB:.1f} recomputed layer + {plan['logits'] / GB:.1f} logits)"
-        + (f" | of {plan['usable'] / GB:.0f} GiB usable ({plan['total'] / GB:.0f} GiB GPU)" if plan["total"] else "")
+        + (f" | of {plan['usable'] / GB:.0f} GiB usable ({plan['total'] / GB:.0f} GiB GPU)"
+           if plan["total"] else "")
         + f" | decoding: {decode_path(mcfg, device, dtype)}")
     if plan["total"] and plan["kv_tokens"] < seq_len:
         raise SystemExit(f"error: this configuration does not fit: the model state takes "
-                         f"{(plan['states'] + plan['copies']) / GB:.1f} GiB of {plan['usable'] / GB:.0f} GiB usable, "
-                         f"leaving no room to cache one {seq_len:,}-token sequence. Use more GPUs with --fsdp, or a "
-                         "smaller --max_new_tokens")
+                         f"{(plan['states'] + plan['copies']) / GB:.1f} GiB of {plan['usable'] / GB:.0f} GiB "
+                         f"usable, leaving no room to cache one {seq_len:,}-token sequence. "
+                         "Use more GPUs with --fsdp, or a smaller --max_new_tokens")
     if plan["total"] and plan["update"] > plan["usable"]:
         raise SystemExit(f"error: the update would need {plan['update'] / GB:.1f} GiB per GPU, more than the "
                          f"{plan['usable'] / GB:.0f} GiB usable: lower --micro_batch_tokens (now "
@@ -301,9 +308,9 @@ def latest_checkpoint(out_dir):
 
 # Settings a resumed run may change: how it runs, not what it computes. Any other difference from the run's
 # config.json is refused on --resume, with the list.
-RESUMABLE = {"preset", "iters", "resume", "out_dir", "save_every", "device", "threads", "rollout_slots", "cuda_graph",
-             "reward_workers", "micro_batch_size", "micro_batch_tokens", "grad_ckpt", "fsdp", "wandb",
-             "wandb_project", "dist_timeout_min"}
+RESUMABLE = {"preset", "iters", "resume", "out_dir", "save_every", "device", "threads", "rollout_slots",
+             "cuda_graph", "reward_workers", "micro_batch_size", "micro_batch_tokens", "grad_ckpt", "fsdp",
+             "wandb", "wandb_project", "dist_timeout_min"}
 LOGS = ("metrics.jsonl", "samples.jsonl", "config.json", "summary.json", "eval_initial.json",
         "eval_initial.samples.jsonl", "eval_final.json", "eval_final.samples.jsonl")
 
@@ -313,36 +320,42 @@ def check_out_dir(cfg, log):
     afresh, or "finished" when a resumed run has nothing left to do. Refuses, before writing anything, a
     new run over an existing one and a resume that would change what the run computes. A resume with no
     checkpoint starts over, its partial logs moved aside, so that a scheduler can requeue the same command."""
-    checkpoint, logs = latest_checkpoint(cfg.out_dir), [f for f in LOGS if os.path.exists(os.path.join(cfg.out_dir, f))]
+    checkpoint, logs = (latest_checkpoint(cfg.out_dir),
+                        [f for f in LOGS if os.path.exists(os.path.join(cfg.out_dir, f))])
     if checkpoint and not cfg.resume:
-        raise SystemExit(f"error: --out_dir {cfg.out_dir} already holds a run: continue it with --resume, or pick "
-                         "another --out_dir (or delete this one)")
+        raise SystemExit(f"error: --out_dir {cfg.out_dir} already holds a run: continue it with --resume, "
+                         "or pick another --out_dir (or delete this one)")
     if not checkpoint:
         if logs and not cfg.resume:
-            raise SystemExit(f"error: --out_dir {cfg.out_dir} holds the logs of a run that saved no checkpoint: "
-                             "--resume starts it over (its logs are moved aside), or pick another --out_dir")
+            raise SystemExit(f"error: --out_dir {cfg.out_dir} holds the logs of a run that saved no "
+                             "checkpoint: --resume starts it over (its logs are moved aside), "
+                             "or pick another --out_dir")
         if logs:
             aside = os.path.join(cfg.out_dir, time.strftime("restarted-%Y%m%d-%H%M%S"))
             os.makedirs(aside)
             for f in logs:
                 os.replace(os.path.join(cfg.out_dir, f), os.path.join(aside, f))
-            log(f"--resume: no checkpoint in {cfg.out_dir}: starting over; the earlier attempt's logs are in {aside}")
+            log(f"--resume: no checkpoint in {cfg.out_dir}: starting over; "
+                f"the earlier attempt's logs are in {aside}")
         return None
     saved, new = {}, dataclasses.asdict(cfg)
     if os.path.exists(os.path.join(cfg.out_dir, "config.json")):
         with open(os.path.join(cfg.out_dir, "config.json")) as f:
             saved = json.load(f)
-    changed = [f"--{k} {saved[k]!r} -> {new.get(k)!r}" for k in saved if k not in RESUMABLE and saved[k] != new.get(k)]
+    changed = [f"--{k} {saved[k]!r} -> {new.get(k)!r}" for k in saved
+               if k not in RESUMABLE and saved[k] != new.get(k)]
     if changed:
-        raise SystemExit(f"error: --resume continues the run in {cfg.out_dir}, and these settings would change what "
-                         f"it computes: {', '.join(changed)}. Resume with the run's settings, or start a new run in "
-                         "another --out_dir")
+        raise SystemExit(f"error: --resume continues the run in {cfg.out_dir}, and these settings would "
+                         f"change what it computes: {', '.join(changed)}. Resume with the run's settings, "
+                         "or start a new run in another --out_dir")
     with open(os.path.join(checkpoint, "state.json")) as f:
         done = json.load(f)["iter"]
     if done >= cfg.iters:
-        log(f"the run in {cfg.out_dir} finished {done} iterations: nothing to do (a larger --iters continues it)")
+        log(f"the run in {cfg.out_dir} finished {done} iterations: nothing to do "
+            "(a larger --iters continues it)")
         return "finished"
-    if os.path.basename(checkpoint) == "final":  # the finished model stays, as the checkpoint of its iteration
+    # the finished model stays, as the checkpoint of its iteration
+    if os.path.basename(checkpoint) == "final":
         kept = os.path.join(cfg.out_dir, f"iter_{done:06d}")
         os.replace(checkpoint, kept)
         log(f"continuing a finished run past iteration {done}: its final model is kept as {kept}")
@@ -426,10 +439,12 @@ def load_prompts(cfg, tokenizer, config, log):
     prompts = [encode(tokenizer, train_prompt(r["problem"])) for r in rows]
     keep = [i for i, p in enumerate(prompts) if len(p) <= cfg.max_prompt_tokens]
     if len(keep) < len(rows):
-        log(f"dropped {len(rows) - len(keep)} prompts longer than --max_prompt_tokens {cfg.max_prompt_tokens}")
+        log(f"dropped {len(rows) - len(keep)} prompts longer than --max_prompt_tokens "
+            f"{cfg.max_prompt_tokens}")
     rows, prompts = [rows[i] for i in keep], [prompts[i] for i in keep]
     if len(rows) < cfg.prompts_per_iter:
-        raise SystemExit(f"error: {len(rows)} usable prompts, fewer than --prompts_per_iter {cfg.prompts_per_iter}")
+        raise SystemExit(f"error: {len(rows)} usable prompts, fewer than --prompts_per_iter "
+                         f"{cfg.prompts_per_iter}")
     try:
         check_context(config, max(map(len, prompts)), cfg.max_new_tokens)
     except ValueError as e:
@@ -440,7 +455,8 @@ def load_prompts(cfg, tokenizer, config, log):
 def setup(cfg, rank, world, device, resume_dir, lock, log):
     """Data, models (policy, sampler, reference), the memory plan, DDP or FSDP, the optimizer, and the
     state of a resumed run."""
-    dtype = getattr(torch, cfg.dtype) if cfg.dtype else (torch.bfloat16 if device.type == "cuda" else torch.float32)
+    dtype = (getattr(torch, cfg.dtype) if cfg.dtype
+             else (torch.bfloat16 if device.type == "cuda" else torch.float32))
     sharded = cfg.fsdp and dist.is_initialized()  # FSDP casts to dtype itself (MixedPrecisionPolicy)
     autocast = torch.autocast("cuda", dtype=dtype) if device.type == "cuda" and not sharded else nullcontext()
     random.seed(cfg.seed)
@@ -466,10 +482,12 @@ def setup(cfg, rank, world, device, resume_dir, lock, log):
     policy.gradient_checkpointing = cfg.grad_ckpt
     sampler = policy  # FSDP needs an unsharded copy: ranks run different numbers of decode steps
     if dtype != torch.float32 or sharded:
-        sampler = Qwen2.from_pretrained(policy.source, device=device, dtype=dtype).eval().requires_grad_(False)
+        sampler = (Qwen2.from_pretrained(policy.source, device=device, dtype=dtype)
+                   .eval().requires_grad_(False))
     ref = None
     if cfg.kl_coef > 0:
-        # Always cfg.model, never the checkpoint a resumed run starts from: the KL anchors to the initial model.
+        # Always cfg.model, never the checkpoint a resumed run starts from:
+        # the KL anchors to the initial model.
         ref = Qwen2.from_pretrained(cfg.model, device=device, dtype=dtype).eval().requires_grad_(False)
     n_params = sum(p.numel() for p in policy.parameters())
     plan = memory_plan(cfg, policy.config, n_params, world, dtype, gpu_memory(device))
@@ -494,7 +512,8 @@ def setup(cfg, rank, world, device, resume_dir, lock, log):
         # every rank its shard, instead of every process of a node holding a copy.
         ck = {}
         if rank == 0 or not sharded:
-            ck = torch.load(os.path.join(resume_dir, "train_state.pt"), map_location="cpu", weights_only=False)
+            ck = torch.load(os.path.join(resume_dir, "train_state.pt"), map_location="cpu",
+                            weights_only=False)
         set_optimizer_state_dict(policy, opt, ck.get("optimizer", {}),
                                  options=StateDictOptions(full_state_dict=True, broadcast_from_rank0=sharded))
         state, rng = broadcast_object((ck.get("state"), ck.get("rng")))
@@ -503,8 +522,8 @@ def setup(cfg, rank, world, device, resume_dir, lock, log):
         log(f"resumed from {resume_dir} at iteration {state['iter']}")
     elif cfg.resume:
         log(f"--resume: no checkpoint in {cfg.out_dir}, starting from {cfg.model}")
-    return Run(cfg, rank, world, device, dtype, autocast, tokenizer, rows, prompts, policy, model, sampler, ref,
-               opt, plan["kv_tokens"], state, lock, log)
+    return Run(cfg, rank, world, device, dtype, autocast, tokenizer, rows, prompts, policy, model, sampler,
+               ref, opt, plan["kv_tokens"], state, lock, log)
 
 
 # -----------------------------------------------------------------------------
@@ -530,7 +549,8 @@ def score(run, seqs, plens, lengths):
     cfg = run.cfg
     old_logp, ref_logp = [], []
     run.policy.eval()
-    scorer = run.sampler if run.sharded else run.policy  # the same weights; sharded, ranks would need lock-step
+    # the same weights; sharded, ranks would need lock-step
+    scorer = run.sampler if run.sharded else run.policy
     with torch.no_grad(), run.autocast:
         for idxs in micro_batches(range(len(seqs)), lengths, cfg.micro_batch_size, cfg.micro_batch_tokens):
             old_logp += sequence_logprobs(scorer, seqs, plens, idxs, cfg.temperature, run.device)
@@ -548,7 +568,8 @@ def advantages(run, rewards, old_logp, ref_logp, lengths):
     adv_seq = rloo_advantages(rewards, cfg.group_size)
     if cfg.adv_norm == "group":
         adv_seq = group_normalize(adv_seq, rewards, cfg.group_size)
-    kl = [o - r for o, r in zip(old_logp, ref_logp)] if run.ref is not None else [torch.zeros_like(o) for o in old_logp]
+    kl = ([o - r for o, r in zip(old_logp, ref_logp)] if run.ref is not None
+          else [torch.zeros_like(o) for o in old_logp])
     adv = [adv_seq[k] - cfg.kl_coef * kl_returns(kl[k]) for k in range(len(old_logp))]
     if cfg.adv_norm == "batch":
         adv = list(whiten(torch.cat(adv), all_sum).split(lengths))
@@ -559,7 +580,8 @@ def micro_batch_loss(run, batch, idxs, B, n_tokens, last):
     """Forward and backward of one micro-batch (idxs: local sequence indices); returns (loss, clipfrac).
 
     The loss denominator, in one place: ppo_loss weighs token t of sequence i by
-        seq-mean:   1 / (len_i * B)   the mean over each sequence's tokens, then over the minibatch's sequences
+        seq-mean:   1 / (len_i * B)   the mean over each sequence's tokens, then over the minibatch's
+                                      sequences
         token-mean: 1 / n_tokens      the mean over all tokens of the minibatch
     with B and n_tokens counted over all ranks, so that the micro-batch losses of all ranks sum to the
     minibatch's loss. DDP and FSDP average gradients over ranks: the backward takes loss * world to make
@@ -572,8 +594,8 @@ def micro_batch_loss(run, batch, idxs, B, n_tokens, last):
     with sync, run.autocast:
         logp = torch.cat(sequence_logprobs(run.model, seqs, plens, ids, cfg.temperature, run.device))
         weight = agg_weights([lengths[i] for i in ids], cfg.loss_agg, B, n_tokens).to(run.device) * bool(idxs)
-        loss, clipfrac = ppo_loss(logp, torch.cat([old_logp[i] for i in ids]), torch.cat([adv[i] for i in ids]),
-                                  weight, cfg.clip_eps)
+        loss, clipfrac = ppo_loss(logp, torch.cat([old_logp[i] for i in ids]),
+                                  torch.cat([adv[i] for i in ids]), weight, cfg.clip_eps)
         (loss * run.world).backward()
     return loss.detach(), clipfrac.detach()
 
@@ -599,13 +621,15 @@ def update(run, batch, it):
             schedule = micro_batch_schedule(members, all_lengths, n_local, run.rank, run.world,
                                             cfg.micro_batch_size, cfg.micro_batch_tokens)
             for j, idxs in enumerate(schedule):
-                upd[:2] += torch.stack(micro_batch_loss(run, batch, idxs, B, n_tokens, j == len(schedule) - 1))
+                upd[:2] += torch.stack(micro_batch_loss(run, batch, idxs, B, n_tokens,
+                                                        j == len(schedule) - 1))
             grad_norm = torch.nn.utils.clip_grad_norm_(run.policy.parameters(), cfg.grad_clip)
             grad_norm = grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm
             if not torch.isfinite(grad_norm):  # the same global norm on every rank: all stop here
-                raise SystemExit(f"error: the gradient norm is {grad_norm.item()} at iteration {it + 1}, optimizer "
-                                 f"step {run.state['step']}: the run stops before this step, and nothing is "
-                                 "saved over the last checkpoint. Look at --lr, --dtype and the data")
+                raise SystemExit(f"error: the gradient norm is {grad_norm.item()} at iteration {it + 1}, "
+                                 f"optimizer step {run.state['step']}: the run stops before this step, "
+                                 "and nothing is saved over the last checkpoint. "
+                                 "Look at --lr, --dtype and the data")
             upd[2] += grad_norm
             lr = get_lr(run.state["step"], cfg)
             for group in run.opt.param_groups:
@@ -664,7 +688,8 @@ def log_iteration(run, m, batch_rows, comps, texts, R):
             f"len+ {m['len_correct']:,.0f} len- {m['len_wrong']:,.0f} | "
             f"0 reward: trunc {m['truncated']:.0%} nobox {m['no_box']:.0%} unparsed {m['unparseable']:.0%} "
             f"timeout {m['timeout']:.0%} wrong {m['wrong']:.0%} | "
-            f"all+ {m['all_correct']:.0%} all- {m['all_wrong']:.0%} | kl {m['kl']:.4f} | clip {m['clipfrac']:.3f} | "
+            f"all+ {m['all_correct']:.0%} all- {m['all_wrong']:.0%} | kl {m['kl']:.4f} | "
+            f"clip {m['clipfrac']:.3f} | "
             f"lr {m['lr']:.0e} | mismatch {m['mismatch']:.1e} (max ratio {m['mismatch_max_ratio']:.2f}) | "
             f"{m['time']:.1f}s (rollout {m['t_rollout']:.1f}s, logp {m['t_logprobs']:.1f}s, "
             f"update {m['t_update']:.1f}s)")
@@ -676,9 +701,10 @@ def log_iteration(run, m, batch_rows, comps, texts, R):
     with open(os.path.join(cfg.out_dir, "samples.jsonl"), "a") as f:
         for k in range(min(2, len(comps))):
             row = run.rows[batch_rows[k // cfg.group_size]]
-            f.write(json.dumps(dict(iter=m["iter"], problem=row["problem"], gold=row["answer"], response=texts[k],
-                                    tokens=len(comps[k].tokens), finished=comps[k].finished,
-                                    correct=R["correct"][k], reward=R["rewards"][k])) + "\n")
+            f.write(json.dumps(dict(iter=m["iter"], problem=row["problem"], gold=row["answer"],
+                                    response=texts[k], tokens=len(comps[k].tokens),
+                                    finished=comps[k].finished, correct=R["correct"][k],
+                                    reward=R["rewards"][k])) + "\n")
     if cfg.wandb:
         import wandb
         wandb.log({k: v for k, v in m.items() if not isinstance(v, str)}, step=m["iter"])
@@ -728,7 +754,8 @@ def main(argv):
             import wandb
             wandb.init(project=cfg.wandb_project, config=dataclasses.asdict(cfg), resume="allow")
     summary = {}
-    if cfg.eval_benchmark and cfg.eval_initial:  # measured once, before any training (a resumed run reads it back)
+    # measured once, before any training (a resumed run reads it back)
+    if cfg.eval_benchmark and cfg.eval_initial:
         summary["initial"] = held_out(run, "initial", cfg.model, reuse=state["iter"] > 0)
 
     for it in range(state["iter"], cfg.iters):

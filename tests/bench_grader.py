@@ -38,9 +38,11 @@ GOLDS = [
     ("3\\sqrt{13}", ["\\sqrt{117}", "3√13", "\\sqrt{9\\cdot 13}"], ["13\\sqrt{3}", "\\sqrt{39}"]),
     ("\\frac{\\sqrt{3}}{2}", ["\\frac{1}{2}\\sqrt{3}", "\\sqrt{\\frac{3}{4}}", "0.866025"],
      ["\\frac{\\sqrt{2}}{2}", "0.87"]),
-    ("\\frac{5\\sqrt{3}}{3}", ["\\frac{5}{\\sqrt{3}}", "\\frac{5}{3}\\sqrt3"], ["5\\sqrt{3}", "\\frac{3\\sqrt{5}}{5}"]),
+    ("\\frac{5\\sqrt{3}}{3}", ["\\frac{5}{\\sqrt{3}}", "\\frac{5}{3}\\sqrt3"],
+     ["5\\sqrt{3}", "\\frac{3\\sqrt{5}}{5}"]),
     ("2\\pi", ["2 \\pi", "\\pi \\cdot 2", "6.283185"], ["\\pi", "6.28", "4\\pi"]),
-    ("\\frac{4}{3}\\pi", ["\\frac{4\\pi}{3}", "\\frac{2\\pi}{3}\\cdot 2"], ["\\frac{3}{4}\\pi", "\\frac{4}{3}"]),
+    ("\\frac{4}{3}\\pi", ["\\frac{4\\pi}{3}", "\\frac{2\\pi}{3}\\cdot 2"],
+     ["\\frac{3}{4}\\pi", "\\frac{4}{3}"]),
     ("1.36", ["1.360", "\\frac{34}{25}"], ["1.37", "1.3"]),
     ("10\\%", ["10", "0.1", "10 \\%"], ["20\\%", "1"]),
     ("30^\\circ", ["30", "30^{\\circ}", "30°"], ["60^\\circ", "\\frac{\\pi}{6}"]),
@@ -70,13 +72,16 @@ GOLDS = [
     ("1 \\pm \\sqrt{19}",
      ["1+\\sqrt{19}, 1-\\sqrt{19}", "1-\\sqrt{19},1+\\sqrt{19}", "\\{1+\\sqrt{19}, 1-\\sqrt{19}\\}"],
      ["1+\\sqrt{19}", "1 \\pm \\sqrt{17}", "-1 \\pm \\sqrt{19}"]),
-    ("\\frac{-1 \\pm \\sqrt{5}}{2}", ["\\frac{-1+\\sqrt5}{2}, \\frac{-1-\\sqrt5}{2}"], ["\\frac{-1+\\sqrt5}{2}"]),
+    ("\\frac{-1 \\pm \\sqrt{5}}{2}", ["\\frac{-1+\\sqrt5}{2}, \\frac{-1-\\sqrt5}{2}"],
+     ["\\frac{-1+\\sqrt5}{2}"]),
     ("\\text{Devon}", ["Devon", "\\textbf{Devon}"], ["Devin", "\\text{Evan}"]),
     ("\\text{even}", ["even", "\\text{Even}"], ["\\text{odd}", "\\text{neither}"]),
-    ("\\text{(C)}", ["C", "(C)", "\\textbf{(C)}", "\\text{C}"], ["(D)", "A", "\\text{(C) or (D)}", "C, D", "CD"]),
+    ("\\text{(C)}", ["C", "(C)", "\\textbf{(C)}", "\\text{C}"],
+     ["(D)", "A", "\\text{(C) or (D)}", "C, D", "CD"]),
     ("\\text{(E)}", ["E", "\\mathrm{(E)}"], ["(B)", "B, E"]),
-    ("\\begin{pmatrix} 2 \\\\ -1 \\end{pmatrix}", ["\\begin{bmatrix} 2 \\\\ -1 \\end{bmatrix}",
-                                                   "\\left( \\begin{matrix} 2 \\\\ -1 \\end{matrix} \\right)"],
+    ("\\begin{pmatrix} 2 \\\\ -1 \\end{pmatrix}",
+     ["\\begin{bmatrix} 2 \\\\ -1 \\end{bmatrix}",
+      "\\left( \\begin{matrix} 2 \\\\ -1 \\end{matrix} \\right)"],
      ["\\begin{pmatrix} -1 \\\\ 2 \\end{pmatrix}", "\\begin{pmatrix} 2 & -1 \\end{pmatrix}"]),
     ("\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}", ["\\begin{pmatrix}1&2\\\\3&4\\end{pmatrix}"],
      ["\\begin{pmatrix} 1 & 3 \\\\ 2 & 4 \\end{pmatrix}"]),
@@ -100,7 +105,8 @@ def responses_for(answer, miss, single):
     longer list)."""
     out = [(f"So the final answer is $\\boxed{{{answer}}}$.", True, "final box"),
            (f"Thus \\boxed{{{answer}}}", True, "final box"),
-           (f"I first got \\boxed{{{miss}}}, but that is wrong. The answer is \\boxed{{{answer}}}.", True, "two boxes"),
+           (f"I first got \\boxed{{{miss}}}, but that is wrong. The answer is \\boxed{{{answer}}}.", True,
+            "two boxes"),
            (f"\\fbox{{{answer}}}", True, "fbox"),
            (f"the answer is \\boxed{{ {answer} }}", True, "final box"),
            (f"The answer is {answer}.", False, "no box"),  # no last-number fallback
@@ -129,8 +135,8 @@ def generated_cases():
             cases += [(r, gold, ok, tag) for r, ok, tag in responses_for(answer, miss, single)]
         for k, miss in enumerate(misses):
             cases += [(f"So the final answer is $\\boxed{{{miss}}}$.", gold, False, "final box"),
-                      (f"\\boxed{{{equivalents[k % len(equivalents)]}}} or rather \\boxed{{{miss}}}", gold, False,
-                       "two boxes")]
+                      (f"\\boxed{{{equivalents[k % len(equivalents)]}}} or rather "
+                       f"\\boxed{{{miss}}}", gold, False, "two boxes")]
     return cases
 
 
@@ -138,19 +144,24 @@ PATHOLOGICAL = {
     "1 MB of {": "\\boxed{" + "{" * 1_000_000, "1 MB of {}": "\\boxed{" + "{}" * 500_000 + "}",
     "1 MB of text, then a box": "x" * 1_000_000 + "\\boxed{1}", "10,000 boxes": "\\boxed{1}, " * 10_000,
     "10,000 open boxes": "\\boxed{" * 10_000, "1 MB of \\\\{": "\\boxed{" + "\\{" * 500_000 + "}",
-    "a long command": "\\boxed{\\" + "a" * 999 + "}", "500 parentheses": "\\boxed{" + "(" * 500 + ")" * 500 + "}",
+    "a long command": "\\boxed{\\" + "a" * 999 + "}",
+    "500 parentheses": "\\boxed{" + "(" * 500 + ")" * 500 + "}",
     "x= x= ...": "\\boxed{" + "x=" * 499 + "1}", "and and ...": "\\boxed{" + " and" * 249 + "}",
-    "\\frac\\frac...": "\\boxed{" + "\\frac" * 150 + "}", "_{_{...": "\\boxed{" + "_{" * 300 + "}" * 300 + "}",
+    "\\frac\\frac...": "\\boxed{" + "\\frac" * 150 + "}",
+    "_{_{...": "\\boxed{" + "_{" * 300 + "}" * 300 + "}",
     "::::": "\\boxed{" + ":" * 999 + "}", "\\pm\\pm...": "\\boxed{" + "\\pm" * 333 + "}",
-    "a list of 500": "\\boxed{" + ",".join(["1"] * 500) + "}", "200 nested fractions": "\\boxed{" + NESTED + "}",
+    "a list of 500": "\\boxed{" + ",".join(["1"] * 500) + "}",
+    "200 nested fractions": "\\boxed{" + NESTED + "}",
     "a set of 30 sets": "\\boxed{\\{" + ",".join(["\\{1,2,3,4,5\\}"] * 30) + "\\}}",
     "a tuple of 30 sets": "\\boxed{(" + ",".join(["\\{x,y,z\\}"] * 30) + ")}",
-    "(x+1)^{1000}": "\\boxed{(x+1)^{1000}}", "40 nested sines": "\\boxed{" + "\\sin(" * 40 + "x" + ")" * 40 + "}",
+    "(x+1)^{1000}": "\\boxed{(x+1)^{1000}}",
+    "40 nested sines": "\\boxed{" + "\\sin(" * 40 + "x" + ")" * 40 + "}",
     "a degree-199 polynomial": "\\boxed{" + "+".join(f"x^{{{k}}}" for k in range(1, 200)) + "}",
     "10^{10^{10}}": "\\boxed{10^{10^{10}}}", "(10^{999})!": "\\boxed{(10^{999})!}",
     "a labelled 10-tuple": "\\boxed{(" + ",".join("abcdefghij") + ")=(" + ",".join(["x^2+1"] * 10) + ")}",
     "30 roots, \\pm": "\\boxed{\\{" + ",".join(f"1\\pm\\sqrt{{{k}}}" for k in range(2, 32)) + "\\}}",
-    "30 trig identities": "\\boxed{\\{" + ",".join(f"\\sin(x+\\sqrt{{{k}}})^2" for k in range(2, 32)) + "\\}}",
+    "30 trig identities": "\\boxed{\\{" + ",".join(f"\\sin(x+\\sqrt{{{k}}})^2" for k in range(2, 32))
+                          + "\\}}",
 }
 PATHOLOGICAL_GOLDS = ["5", "x^2+1", "\\{1,2\\}", "(p,q)=(3,2)", "\\text{(C)}",
                       "\\{" + ",".join(f"1-\\cos(\\sqrt{{{k}}}+x)^2" for k in range(31, 1, -1)) + "\\}"]
@@ -210,7 +221,8 @@ def main():
         clear_caches()
         for k in easy:
             grader.grade(responses[k], golds[k])
-    print(f"fast path only ({len(easy)}/{n} pairs, no sympy): {rate(REPEATS * len(easy), time.perf_counter() - start)}")
+    print(f"fast path only ({len(easy)}/{n} pairs, no sympy): "
+          f"{rate(REPEATS * len(easy), time.perf_counter() - start)}")
 
     # typical answers: an int (GSM8K, AIME), a fraction, a tuple, an interval, a choice, a wrong int
     typical = [("\\boxed{42}", "42"), ("\\boxed{\\dfrac{3}{4}}", "\\frac34"), ("\\boxed{(1, 2)}", "(1,2)"),
@@ -242,7 +254,8 @@ def main():
         for _ in range(REPEATS):
             clear_caches()
             assert grader.grade_many(responses, golds, processes) == expected
-        print(f"grade_many(processes={processes}), {REPEATS} calls: {rate(REPEATS * n, time.perf_counter() - start)}")
+        print(f"grade_many(processes={processes}), {REPEATS} calls: "
+              f"{rate(REPEATS * n, time.perf_counter() - start)}")
 
     # an RL batch: 256 long responses (about 4k tokens each), 32 golds, repeated answers within groups
     filler = "Let me think step by step about this problem. " * 300
@@ -259,7 +272,8 @@ def main():
     ours = [v == "correct" for v in verdicts]
     print(f"generated cases: {len(cases)} from {len(GOLDS)} golds ({sum(c[2] for c in cases)} equal), "
           f"verdicts(processes=2) in {seconds:.2f} s; verdicts: "
-          + ", ".join(f"{v} {verdicts.count(v)}" for v in ("correct", "wrong", "no_box", "unparseable", "timeout")))
+          + ", ".join(f"{v} {verdicts.count(v)}"
+                      for v in ("correct", "wrong", "no_box", "unparseable", "timeout")))
     for (r, g, e, _), o in zip(cases, ours):
         if o != e:
             print(f"    disagrees (label {e}): {r[-60:]!r} vs {g!r}")
@@ -268,7 +282,8 @@ def main():
 
     start = time.perf_counter()
     theirs = [math_verify_verdict(r, g, 1) for r, g, *_ in cases]
-    print(f"math-verify on the generated cases (1 s timeouts): {rate(len(cases), time.perf_counter() - start)}")
+    print("math-verify on the generated cases (1 s timeouts): "
+          f"{rate(len(cases), time.perf_counter() - start)}")
     print("agreement with the labels by response structure: ours, math-verify's")
     for tag in dict.fromkeys(c[3] for c in cases):
         rows = [k for k, c in enumerate(cases) if c[3] == tag]
@@ -279,8 +294,8 @@ def main():
     theirs = [math_verify_verdict(r, g, 1) for r, g in zip(responses, golds)]
     ours = [grader.grade(r, g) for r, g in zip(responses, golds)]
     agree = sum(a == b for a, b in zip(theirs, ours))
-    print(f"hand-labelled table: math-verify agrees with us on {agree}/{n} = {agree / n:.1%}, with the labels on "
-          f"{sum(a == b for a, b in zip(theirs, expected))}/{n}; ours match the labels on "
+    print(f"hand-labelled table: math-verify agrees with us on {agree}/{n} = {agree / n:.1%}, "
+          f"with the labels on {sum(a == b for a, b in zip(theirs, expected))}/{n}; ours match the labels on "
           f"{sum(a == b for a, b in zip(ours, expected))}/{n}")
 
 

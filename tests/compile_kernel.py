@@ -31,7 +31,8 @@ def kernel():
     body = src[src.index("    @triton.jit("):src.index("_sm_count, _launched, _broken")]
     path = os.path.join(tempfile.mkdtemp(), "decode_kernel.py")  # triton.jit reads the source of a real file
     with open(path, "w") as f:
-        f.write("import triton\nimport triton.language as tl\n" + "\n".join(line[4:] for line in body.splitlines()))
+        f.write("import triton\nimport triton.language as tl\n"
+                + "\n".join(line[4:] for line in body.splitlines()))
     spec = importlib.util.spec_from_file_location("decode_kernel", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -40,10 +41,10 @@ def kernel():
 
 def usage(fn, dtype, G, D, page, block_n, warps, arch=90):
     """(registers, spill store bytes, stack bytes) of one launch configuration, from ptxas -v."""
-    sig = dict(Q=f"*{dtype}", K=f"*{dtype}", V=f"*{dtype}", Table="*i32", Seqlens="*i32", O="*fp32", M="*fp32",
-               L="*fp32", stride_qb="i32", stride_qh="i32", stride_kblk="i32", stride_kpos="i32", stride_kh="i32",
-               stride_tb="i32", scale="fp32", pages_per_split="i32", G="constexpr", GP="constexpr", D="constexpr",
-               BS="constexpr", BLOCK_N="constexpr", PRECISION="constexpr")
+    sig = dict(Q=f"*{dtype}", K=f"*{dtype}", V=f"*{dtype}", Table="*i32", Seqlens="*i32", O="*fp32",
+               M="*fp32", L="*fp32", stride_qb="i32", stride_qh="i32", stride_kblk="i32", stride_kpos="i32",
+               stride_kh="i32", stride_tb="i32", scale="fp32", pages_per_split="i32", G="constexpr",
+               GP="constexpr", D="constexpr", BS="constexpr", BLOCK_N="constexpr", PRECISION="constexpr")
     consts = dict(G=G, GP=max(16, triton.next_power_of_2(G)), D=D, BS=page, BLOCK_N=block_n,
                   PRECISION="ieee" if dtype == "fp32" else "tf32")
     compiled = triton.compile(ASTSource(fn, sig, consts), target=GPUTarget("cuda", arch, 32),
@@ -68,8 +69,8 @@ def main():
         for G, D, model in ((6, 128, "R1 1.5B"), (7, 128, "R1 7B"), (4, 64, "D 64"), (8, 256, "D 256")):
             for block_n, warps in ((64, 4), (64, 8), (32, 4), (32, 8)):
                 regs, spill, stack = usage(fn, dtype, G, D, 256, block_n, warps)
-                print(f"{dtype} {model:8} G {G} D {D:3} | BLOCK_N {block_n:3} warps {warps} | {regs:3} registers, "
-                      f"{spill:5} B spilled, {stack:5} B stack")
+                print(f"{dtype} {model:8} G {G} D {D:3} | BLOCK_N {block_n:3} warps {warps} | "
+                      f"{regs:3} registers, {spill:5} B spilled, {stack:5} B stack")
 
 
 if __name__ == "__main__":

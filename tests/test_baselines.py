@@ -24,7 +24,8 @@ SAMPLES = [s(0, 9, True), s(0, 4, False), s(0, 6, True), s(0, 6, True), s(0, 12,
 
 def test_sft_keeps_each_prompts_shortest_correct_sample_and_skips_prompts_with_none():
     best = shortest_correct(SAMPLES)
-    assert set(best) == {0, 2} and best[0] is SAMPLES[2] and best[2] is SAMPLES[7]  # the first of equal lengths
+    # the first of equal lengths
+    assert set(best) == {0, 2} and best[0] is SAMPLES[2] and best[2] is SAMPLES[7]
 
 
 def test_dpo_pairs_the_shortest_with_the_longest_correct_sample():
@@ -49,8 +50,8 @@ def test_sft_loss_is_the_mean_over_sequences_of_their_mean_token_nll():
 
 @pytest.mark.parametrize("mode", ["sft", "dpo"])
 def test_a_tiny_run_samples_once_fine_tunes_and_evaluates(tmp_path, mode):
-    args = ["--prompts", "6", "--samples", "4", "--max_new_tokens", "120", "--epochs", "1", "--batch_size", "4",
-            "--eval_problems", "8", "--out_dir", str(tmp_path)]
+    args = ["--prompts", "6", "--samples", "4", "--max_new_tokens", "120", "--epochs", "1",
+            "--batch_size", "4", "--eval_problems", "8", "--out_dir", str(tmp_path)]
     env = dict(os.environ, OMP_NUM_THREADS="1")
     p = subprocess.run([sys.executable, "baselines.py", mode, *args], cwd=ROOT, env=env, capture_output=True,
                        text=True, timeout=600)

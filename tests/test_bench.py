@@ -19,15 +19,16 @@ ONE_THREAD = dict(os.environ, OMP_NUM_THREADS="1")
 
 
 def run_script(*args):
-    p = subprocess.run([sys.executable, "bench.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=300,
-                       env=ONE_THREAD)
+    p = subprocess.run([sys.executable, "bench.py", *args], cwd=ROOT, capture_output=True, text=True,
+                       timeout=300, env=ONE_THREAD)
     assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
     return json.loads(p.stdout.strip().splitlines()[-1])
 
 
 def test_sample_command_reports_every_method_with_positive_numbers_in_its_json_line():
-    out = run_script("sample", "--shape", "tiny", "--prompts", "6", "--prompt_len", "8", "--max_new_tokens", "12",
-                     "--batch", "2,6", "--repeats", "1", "--device", "cpu", "--profile", "true")
+    out = run_script("sample", "--shape", "tiny", "--prompts", "6", "--prompt_len", "8",
+                     "--max_new_tokens", "12", "--batch", "2,6", "--repeats", "1", "--device", "cpu",
+                     "--profile", "true")
     assert out["bench"] == "sample" and out["bandwidth_gb_s"] > 0
     assert {(r["batch"], r["method"]) for r in out["runs"]} == {
         (b, m) for b in (2, 6) for m in ("continuous", "lock-step", "HF static")}
@@ -44,7 +45,8 @@ def test_train_command_reports_tokens_per_second_and_mfu():
     out = run_script("train", "--shape", "tiny", "--tokens", "160", "--prompt_len", "16", "--repeats", "1",
                      "--device", "cpu")
     assert out["bench"] == "train" and out["sequences"] >= 2 and 100 <= out["tokens"] <= 160
-    for k in ("update_seconds", "update_tokens_per_s", "mfu", "score_tokens_per_s", "peak_flops", "peak_mem_mib"):
+    for k in ("update_seconds", "update_tokens_per_s", "mfu", "score_tokens_per_s", "peak_flops",
+              "peak_mem_mib"):
         assert out[k] > 0, k
     assert out["mfu"] < 1
 
@@ -56,8 +58,8 @@ def test_unknown_shape_is_refused_with_the_valid_ones():
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the error is for a torch without CUDA")
 def test_cuda_device_without_cuda_is_a_one_line_error():
-    p = subprocess.run([sys.executable, "bench.py", "sample", "--shape", "tiny", "--device", "cuda"], cwd=ROOT,
-                       capture_output=True, text=True, timeout=120)
+    p = subprocess.run([sys.executable, "bench.py", "sample", "--shape", "tiny", "--device", "cuda"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert p.returncode != 0 and "Traceback" not in p.stderr and "sees no CUDA GPU" in p.stderr
 
 
@@ -80,20 +82,23 @@ def test_forced_lengths_are_honoured_identically_by_our_sampler_and_transformers
     ours = bench.ForcedLengths(model, cfg.max_new_tokens)
     for continuous in (True, False):
         assert bench.run_ours(ours, prompts, 3, cfg, continuous)[0] == targets
-    comps = generate(ours, prompts, max_new_tokens=10, eos_token_id=bench.EOS, temperature=temperature, slots=3)
+    comps = generate(ours, prompts, max_new_tokens=10, eos_token_id=bench.EOS, temperature=temperature,
+                     slots=3)
     assert all(c.finished and c.tokens[-1] == bench.EOS for c in comps)
     hf = bench.hf_twin(model, "sdpa")
     for cache in ("static", "dynamic"):
         assert bench.run_hf(hf, prompts, 3, cfg, cache)[0] == targets
     # without the countdown the same random model runs every row to the limit: the forcing does the work
-    free = generate(model, prompts, max_new_tokens=10, eos_token_id=bench.EOS, temperature=temperature, slots=3)
+    free = generate(model, prompts, max_new_tokens=10, eos_token_id=bench.EOS, temperature=temperature,
+                    slots=3)
     assert [len(c.tokens) for c in free] != targets
 
 
 def test_train_command_under_torchrun_with_fsdp_reports_the_planned_peak_beside_the_measured_one():
     """.ci/gpu runs the 7B update this way on one GPU; here the same code path on the CPU (gloo)."""
     p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=1",
-                        "bench.py", "train", "--shape", "tiny", "--repeats", "1", "--fsdp", "true", "--adam", "false"],
+                        "bench.py", "train", "--shape", "tiny", "--repeats", "1", "--fsdp", "true",
+                        "--adam", "false"],
                        cwd=ROOT, capture_output=True, text=True, timeout=300, env=ONE_THREAD)
     assert p.returncode == 0, p.stderr[-3000:]
     out = json.loads(p.stdout.strip().splitlines()[-1])
@@ -104,6 +109,6 @@ def test_train_command_under_torchrun_with_fsdp_reports_the_planned_peak_beside_
 def test_gpu_only_commands_say_so_on_a_cpu(mode):
     if torch.cuda.is_available():
         pytest.skip("a GPU is here: .ci/gpu runs these")
-    p = subprocess.run([sys.executable, "bench.py", mode], cwd=ROOT, capture_output=True, text=True, timeout=120,
-                       env=ONE_THREAD)
+    p = subprocess.run([sys.executable, "bench.py", mode], cwd=ROOT, capture_output=True, text=True,
+                       timeout=120, env=ONE_THREAD)
     assert p.returncode != 0 and "Traceback" not in p.stderr and "needs CUDA" in p.stderr

@@ -79,7 +79,8 @@ import os; os._exit(0)
 def test_eval_kv_budget_is_decided_by_all_ranks_alike():
     GiB = 2**30
     out, p = torchrun(KV, json.dumps([80 * GiB, 40 * GiB]))
-    assert out[0]["kv"] == out[1]["kv"] == (0.9 * 40 * GiB - 4 * GiB) // (2 * 28 * 2 * 128 * 2), (out, p.stderr)
+    assert (out[0]["kv"] == out[1]["kv"]
+            == (0.9 * 40 * GiB - 4 * GiB) // (2 * 28 * 2 * 128 * 2)), (out, p.stderr)
     out, p = torchrun(KV, json.dumps([80 * GiB, 5 * GiB]))  # one rank too small: both refuse, none waits
     assert "less than one 33,000-token sequence" in out[0]["refused"] and "refused" in out[1], (out, p.stderr)
 

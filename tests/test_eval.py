@@ -68,11 +68,12 @@ def test_metrics_match_hand_computed_values_with_truncation_pass_at_k_and_majori
     assert m["by_difficulty"]["2"]["mean_tokens"] == pytest.approx(110 / 3)
 
 
-def test_eval_writes_json_jsonl_table_and_resumes_without_redoing_or_duplicating(tiny_model_dir, tmp_path, capsys):
+def test_eval_writes_json_jsonl_table_and_resumes_without_redoing_or_duplicating(tiny_model_dir, tmp_path,
+                                                                                 capsys):
     bench = write_jsonl(tmp_path / "sums.jsonl", [{"problem": p, "answer": a} for p, a in PROBLEMS[:4]])
     out = str(tmp_path / "res" / "tiny.json")
-    args = ["--model", tiny_model_dir, "--benchmark", bench, "--n", "2", "--max_new_tokens", "12", "--out", out,
-            "--chunk", "4", "--device", "cpu"]
+    args = ["--model", tiny_model_dir, "--benchmark", bench, "--n", "2", "--max_new_tokens", "12",
+            "--out", out, "--chunk", "4", "--device", "cpu"]
     p = run_eval(args)
     assert "| sums | 4 | 2 |" in p.stdout  # the markdown table
     result = json.load(open(out))
@@ -102,7 +103,8 @@ def test_eval_writes_json_jsonl_table_and_resumes_without_redoing_or_duplicating
         ev.main(args + ["--temperature", "1.0"])
 
 
-def test_records_grade_the_decoded_response_and_count_a_right_but_truncated_answer_wrong(tiny_model_dir, tmp_path,
+def test_records_grade_the_decoded_response_and_count_a_right_but_truncated_answer_wrong(tiny_model_dir,
+                                                                                          tmp_path,
                                                                                           monkeypatch):
     from transformers import AutoTokenizer
 
@@ -122,11 +124,13 @@ def test_records_grade_the_decoded_response_and_count_a_right_but_truncated_answ
         return outs
     monkeypatch.setattr(ev, "generate", fake_generate)
     cfg = ev.EvalConfig(out=str(tmp_path / "r.json"), chunk=6, progress=False)
-    ev.evaluate(cfg, Qwen2.from_pretrained(tiny_model_dir, device="cpu"), tok, "b", rows, 3, 0, 1, set(), True)
+    ev.evaluate(cfg, Qwen2.from_pretrained(tiny_model_dir, device="cpu"), tok, "b", rows, 3, 0, 1, set(),
+                True)
     records = ev.read_records(cfg.out)
     assert [(r["problem_id"], r["sample"]) for r in records] == [(i, j) for i in range(3) for j in range(3)]
     assert [r["correct"] for r in records] == [True, False, False] * 3
-    assert [r["answer"] for r in records[:3]] == ["42", "42", "1000"] and records[0]["response"].endswith("{42}")
+    assert ([r["answer"] for r in records[:3]] == ["42", "42", "1000"]
+            and records[0]["response"].endswith("{42}"))
     m = ev.metrics(records, rows, 3)
     assert m["accuracy"] == pytest.approx(1 / 3) and m["truncated_frac"] == pytest.approx(1 / 3)
     assert m["pass_at_k"] == 1 and m["majority_accuracy"] == 1  # "42" vs "1000": a tie goes to the first
@@ -168,8 +172,10 @@ def test_load_rows_errors_are_one_line_and_rows_without_answers_are_dropped_with
     err = capsys.readouterr().err
     assert "dropped 2 of 5 rows" in err and "(rows 1, 3)" in err
     with pytest.raises(SystemExit, match="does not exist"):
-        ev.main(["--model", str(tmp_path / "no_model"), "--benchmark", mixed, "--out", str(tmp_path / "r.json")])
-    with pytest.raises(SystemExit, match=r"--kv_memory must be a fraction of the GPU's memory, in \(0, 1\), got 70"):
+        ev.main(["--model", str(tmp_path / "no_model"), "--benchmark", mixed,
+                 "--out", str(tmp_path / "r.json")])
+    with pytest.raises(SystemExit,
+                       match=r"--kv_memory must be a fraction of the GPU's memory, in \(0, 1\), got 70"):
         ev.main(["--model", "toy-model", "--benchmark", mixed, "--kv_memory", "70"])
     with pytest.raises(SystemExit, match="--cuda_graph true needs a CUDA device"):
         ev.main(["--model", "toy-model", "--benchmark", mixed, "--device", "cpu", "--cuda_graph", "true"])
@@ -178,13 +184,15 @@ def test_load_rows_errors_are_one_line_and_rows_without_answers_are_dropped_with
 def test_hub_benchmark_offline_is_a_one_line_error_naming_the_local_file_alternative(tmp_path):
     env = dict(ENV, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", HF_HOME=str(tmp_path / "hf"))
     p = subprocess.run([sys.executable, "eval.py", "--model", "toy-model", "--benchmark", "gsm8k", "--out",
-                        str(tmp_path / "r.json")], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
+                        str(tmp_path / "r.json")], cwd=ROOT, env=env, capture_output=True, text=True,
+                       timeout=180)
     assert p.returncode != 0 and "Traceback" not in p.stderr, p.stderr
     assert "could not load 'openai/gsm8k'" in p.stderr and ".jsonl / .parquet" in p.stderr
 
 
 def test_drop_report_counts_empty_problems_and_null_answers(tmp_path, capsys):
-    path = write_jsonl(tmp_path / "d.jsonl", [{"problem": "a", "answer": None}, {"problem": "b", "answer": "2"},
+    path = write_jsonl(tmp_path / "d.jsonl", [{"problem": "a", "answer": None},
+                                              {"problem": "b", "answer": "2"},
                                               {"problem": "", "answer": "3"}])
     assert data.load_rows(path) == [{"problem": "b", "answer": "2"}]
     err = capsys.readouterr().err
@@ -217,8 +225,9 @@ def test_toy_accuracy_needs_a_valid_derivation_and_answer_accuracy_reports_the_b
     import toy
     rows = data.toy_problems("test", 2)
     good = [toy.solution(r["problem"]).removeprefix(toy.THINK + "\n") for r in rows]
-    records = [{"benchmark": "toy", "problem_id": i, "sample": 0, "tokens": 5, "finished": True, "answer": r["answer"],
-                "answer_correct": True, "correct": toy.derivation_ok(r["problem"], text)}
+    records = [{"benchmark": "toy", "problem_id": i, "sample": 0, "tokens": 5, "finished": True,
+                "answer": r["answer"], "answer_correct": True,
+                "correct": toy.derivation_ok(r["problem"], text)}
                for i, (r, text) in enumerate(zip(rows, [good[0], "garbage\n" + good[1]]))]
     m = ev.metrics(records, rows, 1)
     assert m["accuracy"] == 0.5 and m["answer_accuracy"] == 1.0
@@ -253,11 +262,14 @@ def test_train_and_eval_prompts_share_one_bos_and_eval_ends_with_think(tiny_mode
 
 def test_accuracy_at_budget_counts_a_sample_only_if_it_ended_within_the_budget_and_is_right():
     problems = [[rec(0, 0, "1", True, 5), rec(0, 1, "1", True, 12)],  # right, ended at 5 and at 12
-                [rec(1, 0, "2", False, 3), rec(1, 1, "2", True, 20, finished=False)]]  # wrong; right but cut off
+                # wrong; right but cut off
+                [rec(1, 0, "2", False, 3), rec(1, 1, "2", True, 20, finished=False)]]
     c = ev.cutoff(problems, [4, 5, 12, 20], max_new_tokens=20)
     assert c["accuracy"] == [0.0, 0.25, 0.5, 0.5]  # per problem, then over problems
-    assert c["mean_tokens"] == [(4 + 4 + 3 + 4) / 4, (5 + 5 + 3 + 5) / 4, (5 + 12 + 3 + 12) / 4, (5 + 12 + 3 + 20) / 4]
-    assert c["area"] == pytest.approx(((20 - 5 + 1) / 20 + (20 - 12 + 1) / 20) / 2 / 2)  # sum over B of acc(B) / 20
+    assert c["mean_tokens"] == [(4 + 4 + 3 + 4) / 4, (5 + 5 + 3 + 5) / 4, (5 + 12 + 3 + 12) / 4,
+                                (5 + 12 + 3 + 20) / 4]
+    # sum over B of acc(B) / 20
+    assert c["area"] == pytest.approx(((20 - 5 + 1) / 20 + (20 - 12 + 1) / 20) / 2 / 2)
 
 
 def test_a_shorter_limit_gives_exactly_the_prefixes_of_the_longer_runs_samples(tiny_model_dir):

@@ -236,14 +236,18 @@ CASES = [
     (boxed("\\text{yes}"), "\\text{Yes}", True),
     (boxed("\\text{odd}"), "\\text{even}", False),
     # --- matrices and vectors
-    (boxed("\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}"), "\\begin{pmatrix}1&2\\\\3&4\\end{pmatrix}", True),
-    (boxed("\\begin{pmatrix} 1 & 2 \\\\ 3 & 5 \\end{pmatrix}"), "\\begin{pmatrix}1&2\\\\3&4\\end{pmatrix}", False),
-    (boxed("\\begin{pmatrix} 1 & 3 \\\\ 2 & 4 \\end{pmatrix}"), "\\begin{pmatrix}1&2\\\\3&4\\end{pmatrix}", False),
-    (boxed("\\begin{bmatrix} 1 & 2 \\\\ 3 & 4 \\end{bmatrix}"), "\\begin{pmatrix}1&2\\\\3&4\\end{pmatrix}", True),
-    (boxed("\\begin{pmatrix} \\dfrac{1}{2} \\\\ -1 \\end{pmatrix}"), "\\begin{pmatrix}\\frac12\\\\-1\\end{pmatrix}",
+    (boxed("\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}"), "\\begin{pmatrix}1&2\\\\3&4\\end{pmatrix}",
      True),
-    (boxed("\\begin{pmatrix} -1 \\\\ \\frac{1}{2} \\end{pmatrix}"), "\\begin{pmatrix}\\frac12\\\\-1\\end{pmatrix}",
+    (boxed("\\begin{pmatrix} 1 & 2 \\\\ 3 & 5 \\end{pmatrix}"), "\\begin{pmatrix}1&2\\\\3&4\\end{pmatrix}",
      False),
+    (boxed("\\begin{pmatrix} 1 & 3 \\\\ 2 & 4 \\end{pmatrix}"), "\\begin{pmatrix}1&2\\\\3&4\\end{pmatrix}",
+     False),
+    (boxed("\\begin{bmatrix} 1 & 2 \\\\ 3 & 4 \\end{bmatrix}"), "\\begin{pmatrix}1&2\\\\3&4\\end{pmatrix}",
+     True),
+    (boxed("\\begin{pmatrix} \\dfrac{1}{2} \\\\ -1 \\end{pmatrix}"),
+     "\\begin{pmatrix}\\frac12\\\\-1\\end{pmatrix}", True),
+    (boxed("\\begin{pmatrix} -1 \\\\ \\frac{1}{2} \\end{pmatrix}"),
+     "\\begin{pmatrix}\\frac12\\\\-1\\end{pmatrix}", False),
     (boxed("\\begin{pmatrix} 2\\sqrt2 & 0 \\end{pmatrix}"), "\\begin{pmatrix}\\sqrt8&0\\end{pmatrix}", True),
     # --- complex numbers, infinity
     (boxed("3+4i"), "3+4i", True),
@@ -300,7 +304,8 @@ CASES = [
     (boxed("x^3+3x-6+(x-\\frac{5377}{10000})(x-\\frac{18339}{10000})"), "x^3+3x-6", False),
     (boxed("|x|"), "x", False),
     (boxed("e^{-100}"), "0", False),
-    (boxed("\\sqrt{x}\\sqrt{y}"), "\\sqrt{xy}", True),  # equal wherever both are real: a branch cut says nothing
+    # equal wherever both are real: a branch cut says nothing
+    (boxed("\\sqrt{x}\\sqrt{y}"), "\\sqrt{xy}", True),
     (boxed("\\ln(x^2)"), "2\\ln x", True),
     (boxed("\\frac{x^2-1}{x-1}"), "x+1", True),
     (boxed("\\frac{1}{x-1}-\\frac{1}{x+1}"), "\\frac{2}{x^2-1}", True),
@@ -339,8 +344,10 @@ CASES = [
     (boxed("\\cot \\, x"), "\\cot x", True),
     (boxed("\\cot \\, x"), "\\frac{\\cos x}{\\sin x}", True),
     (boxed("\\cot \\, x"), "\\tan x", False),
-    (boxed("\\left( \\begin{matrix} 1 \\\\ 2 \\end{matrix} \\right)"), "\\begin{pmatrix}1\\\\2\\end{pmatrix}", True),
-    (boxed("\\left( \\begin{matrix} 2 \\\\ 1 \\end{matrix} \\right)"), "\\begin{pmatrix}1\\\\2\\end{pmatrix}", False),
+    (boxed("\\left( \\begin{matrix} 1 \\\\ 2 \\end{matrix} \\right)"), "\\begin{pmatrix}1\\\\2\\end{pmatrix}",
+     True),
+    (boxed("\\left( \\begin{matrix} 2 \\\\ 1 \\end{matrix} \\right)"), "\\begin{pmatrix}1\\\\2\\end{pmatrix}",
+     False),
 ]
 
 # Where math-verify 0.9 (verify(parse("$gold$"), parse(response))) disagrees with our verdict, and why
@@ -348,24 +355,30 @@ CASES = [
 MATH_VERIFY_DISAGREES = {
     ("The answer is 42.", "42"): "no \\boxed: our spec forbids the last-number fallback it uses",
     ("42", "42"): "same: an unboxed response is wrong",
-    ("\\boxed{41} hmm, no: \\boxed{42}", "42"): "it joins every box into the set {41, 42}; the answer is the last box",
+    ("\\boxed{41} hmm, no: \\boxed{42}", "42"):
+        "it joins every box into the set {41, 42}; the answer is the last box",
     ("\\fbox{42}", "42"): "it ignores \\fbox; our spec counts \\fbox as a final answer",
     ("\\boxed {42}", "42"): "it finds no box when a space precedes the brace, which TeX allows",
     (boxed("1\\,000"), "1000"): "\\, is a thin space used as a thousands separator",
     (boxed("18 dollars"), "18"): "a unit word after the number is dropped, like \\text{ dollars}",
     (boxed("e^{i\\pi}"), "-1"): "Euler's identity: exp(i pi) = -1 exactly",
     (boxed("\\sqrt{-1}"), "i"): "the principal square root of -1 is i",
-    (boxed("(-∞, 0) ∪ (1, ∞)"), "(-\\infty,0)\\cup(1,\\infty)"): "Unicode ∞ and ∪ mean \\infty and \\cup",
+    (boxed("(-∞, 0) ∪ (1, ∞)"), "(-\\infty,0)\\cup(1,\\infty)"):
+        "Unicode ∞ and ∪ mean \\infty and \\cup",
     (boxed("\\text{(C)} 12"), "\\text{(C)}"): "a choice letter followed by its value still names choice C",
     (boxed("30°"), "30"): "Unicode degree sign, like ^\\circ",
-    (boxed("\\frac{-1 \\pm \\sqrt{5}}{2}"), "\\frac{-1+\\sqrt5}{2}, \\frac{-1-\\sqrt5}{2}"): "\\pm is its two members",
-    (boxed("\\sqrt{x}\\sqrt{y}"), "\\sqrt{xy}"): "equal wherever both are real; it compares over the complex numbers",
+    (boxed("\\frac{-1 \\pm \\sqrt{5}}{2}"), "\\frac{-1+\\sqrt5}{2}, \\frac{-1-\\sqrt5}{2}"):
+        "\\pm is its two members",
+    (boxed("\\sqrt{x}\\sqrt{y}"), "\\sqrt{xy}"):
+        "equal wherever both are real; it compares over the complex numbers",
     (boxed("\\ln(x^2)"), "2\\ln x"): "equal on the real domain of ln x",
     (boxed("q=2, p=3"), "(p,q)=(3,2)"): "labelled members are matched by label",
     (boxed("5, 4"), "AB=4,CD=5"): "a labelled list is ordered: 5, 4 says AB=5",
     (boxed("3√13"), "3\\sqrt{13}"): "a Unicode root covers every digit after it",
-    (boxed("C \\text{ (or maybe D)}"), "\\text{(C)}"): "a hedge between two choices; it reads the first letter",
-    (boxed("\\sqrt[3]{-8}"), "-2"): "an odd root of a negative number is the real one, not sympy's principal root",
+    (boxed("C \\text{ (or maybe D)}"), "\\text{(C)}"):
+        "a hedge between two choices; it reads the first letter",
+    (boxed("\\sqrt[3]{-8}"), "-2"):
+        "an odd root of a negative number is the real one, not sympy's principal root",
     (boxed("\\sqrt[3]{2+\\sqrt5}+\\sqrt[3]{2-\\sqrt5}"), "1"): "Cardano's real cube roots: 1",
 }
 
@@ -375,7 +388,8 @@ def warm_helper():
     is_equiv("\\sqrt{8}", "2\\sqrt{2}")  # start sympy's helper once, outside the timed tests
 
 
-@pytest.mark.parametrize("response,gold,expected", CASES, ids=[f"{k}:{c[1][:20]}" for k, c in enumerate(CASES)])
+@pytest.mark.parametrize("response,gold,expected", CASES,
+                         ids=[f"{k}:{c[1][:20]}" for k, c in enumerate(CASES)])
 def test_hand_labelled_answer_is_not_misgraded(response, gold, expected):
     start = time.perf_counter()
     assert grade(response, gold) is expected
@@ -435,11 +449,13 @@ def test_gold_from_solution_keeps_every_box_of_a_multi_box_answer_but_not_earlie
     assert gold_from_solution("so $\\boxed{1}$ and $\\boxed{2}$.") == "1, 2"
     assert gold_from_solution("the sides are \\boxed{3}\\boxed{4}") == "3, 4"
     assert gold_from_solution("\\boxed{1}, so twice that is \\boxed{2}") == "2"
-    assert extract_boxed("$\\boxed{2}$, $\\boxed{3}$") == "2, 3" and extract_boxed("\\boxed{3} \\boxed{3}") == "3"
+    assert (extract_boxed("$\\boxed{2}$, $\\boxed{3}$") == "2, 3"
+            and extract_boxed("\\boxed{3} \\boxed{3}") == "3")
 
 
 def test_extract_boxed_is_bounded_on_a_megabyte_of_braces():
-    for text in ["\\boxed{" + "{" * 1_000_000, "\\boxed{" + "{}" * 500_000, "\\boxed{" + "\\{" * 500_000 + "}"]:
+    for text in ["\\boxed{" + "{" * 1_000_000, "\\boxed{" + "{}" * 500_000,
+                 "\\boxed{" + "\\{" * 500_000 + "}"]:
         start = time.perf_counter()
         assert extract_boxed(text) is None and grade(text, "1") is False
         assert time.perf_counter() - start < BOUND_S
@@ -450,12 +466,13 @@ def test_extract_boxed_is_bounded_on_a_megabyte_of_braces():
 
 PATHOLOGICAL = [
     boxed("10^{10^{10}}"), boxed("10^{10^{10^{10}}}"), boxed("2^{2^{2^{2^{2^{2}}}}}"), boxed("9" * 100000),
-    boxed(NESTED), boxed("(" * 500 + ")" * 500), boxed("{" * 5000 + "}" * 5000), boxed("\\sqrt{" * 300 + "}" * 300),
+    boxed(NESTED), boxed("(" * 500 + ")" * 500), boxed("{" * 5000 + "}" * 5000),
+    boxed("\\sqrt{" * 300 + "}" * 300),
     boxed("99999!"), boxed("(10^{999})!"), boxed("\\binom{10^{6}}{500000}"), boxed("x^{10^{10}}"),
     boxed("\\begin{pmatrix}" + "1&" * 2000 + "\\end{pmatrix}"), boxed(",".join(["1"] * 5000)),
-    boxed("\\frac{\\frac{}{}}{"), boxed("\\left( \\right"), boxed("^^^__!!||"), boxed("\\sin"), boxed("\\frac"),
-    boxed("1/0"), boxed("0^0"), boxed("\\infty - \\infty"), "\\boxed{" * 10000, "x" * 1_000_000 + "\\boxed{1}",
-    boxed("\x00\x01\ud800"), boxed("é∑∫"), "",
+    boxed("\\frac{\\frac{}{}}{"), boxed("\\left( \\right"), boxed("^^^__!!||"), boxed("\\sin"),
+    boxed("\\frac"), boxed("1/0"), boxed("0^0"), boxed("\\infty - \\infty"), "\\boxed{" * 10000,
+    "x" * 1_000_000 + "\\boxed{1}", boxed("\x00\x01\ud800"), boxed("é∑∫"), "",
 ]
 
 
@@ -478,9 +495,10 @@ def test_pathological_golds_and_wrong_types_never_raise():
 
 
 SOUP = st.lists(st.sampled_from(
-    ["\\frac", "{", "}", "1", "2", "10", "9999", "x", "y", "e", "i", "^", "_", "\\sqrt", "(", ")", "[", "]", ",",
-     "\\{", "\\}", "\\cup", "=", "+", "-", "\\cdot", "\\pi", "!", "|", "\\text{", "\\left(", "\\right)", "%",
-     "\\begin{pmatrix}", "\\end{pmatrix}", "&", "\\\\", "^\\circ", "\\infty", ".", "\\sin", "\\ln", " ", "\\dfrac"]),
+    ["\\frac", "{", "}", "1", "2", "10", "9999", "x", "y", "e", "i", "^", "_", "\\sqrt", "(", ")", "[", "]",
+     ",", "\\{", "\\}", "\\cup", "=", "+", "-", "\\cdot", "\\pi", "!", "|", "\\text{", "\\left(", "\\right)",
+     "%", "\\begin{pmatrix}", "\\end{pmatrix}", "&", "\\\\", "^\\circ", "\\infty", ".", "\\sin", "\\ln", " ",
+     "\\dfrac"]),
     max_size=25).map("".join)
 
 
@@ -567,13 +585,15 @@ def test_random_points_differ_between_calls_and_between_forked_processes():
     assert child != grader._rng.random()
     signs = [p[x] > 0 for p in grader._random_points([x])]
     third = grader.N_POINTS // 3
-    assert all(signs[:third]) and not signs[third]  # roots and logs are real somewhere, |x| is not x somewhere
+    # roots and logs are real somewhere, |x| is not x somewhere
+    assert all(signs[:third]) and not signs[third]
 
 
 def test_power_towers_are_refused_before_sympy_evaluates_them():
     assert is_equiv("\\sqrt{8}", "2\\sqrt{2}")
     pid = grader._helpers[0].proc.pid
-    for bomb in ["10^{10^{10}}", "9^{9^{9^{9}}}", "x^{10^{10}}", "\\binom{10^{6}}{500000}", "(10^{100})^{10^{3}}"]:
+    for bomb in ["10^{10^{10}}", "9^{9^{9^{9}}}", "x^{10^{10}}", "\\binom{10^{6}}{500000}",
+                 "(10^{100})^{10^{3}}"]:
         assert is_equiv(bomb, "5") is False
     assert grader._helpers[0].proc.pid == pid  # refused by the guard, not killed at the deadline
 
@@ -620,8 +640,10 @@ def test_grading_works_from_worker_threads_where_signal_alarms_cannot():
 
 @pytest.mark.parametrize("method", ["fork", "spawn"])
 def test_grading_works_inside_daemonic_pool_workers(method):
-    with multiprocessing.get_context(method).Pool(2) as pool:  # daemonic: may not start multiprocessing children
-        got = pool.starmap(grade, [(boxed("2\\sqrt2"), "\\sqrt8"), (boxed("10^{10^{10}}"), "5"), (boxed("x+x"), "2x")])
+    # daemonic: may not start multiprocessing children
+    with multiprocessing.get_context(method).Pool(2) as pool:
+        got = pool.starmap(grade, [(boxed("2\\sqrt2"), "\\sqrt8"), (boxed("10^{10^{10}}"), "5"),
+                                   (boxed("x+x"), "2x")])
     assert got == [True, False, True]
 
 
@@ -660,10 +682,11 @@ def test_grade_many_with_two_processes_matches_the_table():
 
 
 def test_typical_answers_are_decided_without_sympy_in_well_under_a_millisecond():
-    typical = [(boxed("42"), "42"), (boxed("41"), "42"), (boxed("\\dfrac{3}{4}"), "\\frac34"), (boxed("1,000"), "1000"),
-               (boxed("(1, 2)"), "(1,2)"), (boxed("[2,5]"), "[2,5)"), (boxed("C"), "\\text{(C)}"),
-               (boxed("2\\sqrt2"), "2\\sqrt{2}"), (boxed("30^\\circ"), "30"), (boxed("\\frac{1}{3}"), "0.333333"),
-               (boxed("\\{1,2\\}"), "\\{2,1\\}"), (boxed("\\text{yes}"), "\\text{no}")]
+    typical = [(boxed("42"), "42"), (boxed("41"), "42"), (boxed("\\dfrac{3}{4}"), "\\frac34"),
+               (boxed("1,000"), "1000"), (boxed("(1, 2)"), "(1,2)"), (boxed("[2,5]"), "[2,5)"),
+               (boxed("C"), "\\text{(C)}"), (boxed("2\\sqrt2"), "2\\sqrt{2}"), (boxed("30^\\circ"), "30"),
+               (boxed("\\frac{1}{3}"), "0.333333"), (boxed("\\{1,2\\}"), "\\{2,1\\}"),
+               (boxed("\\text{yes}"), "\\text{no}")]
     for response, gold in typical:  # a tuple verdict would mean "needs sympy"
         assert not isinstance(grader._prepare(extract_boxed(response), gold), tuple), gold
     start = time.perf_counter()

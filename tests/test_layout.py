@@ -48,8 +48,10 @@ def test_importing_model_loads_no_kernel_package():
     assert r.returncode == 0 and r.stdout.strip() == "[]", r.stdout + r.stderr
 
 
-@pytest.mark.parametrize("script, config, flag", [("train", "TrainConfig", "resume"), ("train", "TrainConfig", "fsdp"),
-                                                  ("eval", "EvalConfig", "cuda_graph"), ("bench", "BenchConfig", "hf")])
+@pytest.mark.parametrize("script, config, flag", [("train", "TrainConfig", "resume"),
+                                                  ("train", "TrainConfig", "fsdp"),
+                                                  ("eval", "EvalConfig", "cuda_graph"),
+                                                  ("bench", "BenchConfig", "hf")])
 def test_a_bare_boolean_flag_means_true_and_an_explicit_value_still_works(script, config, flag):
     cls = getattr(__import__(script), config)
     assert getattr(parse_args(cls, [f"--{flag}"]), flag) is True  # last on the line

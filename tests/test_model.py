@@ -31,10 +31,10 @@ def hf_qwen2(seed, tie, heads, kv_heads, theta, head_dim=None, hidden=48, vocab=
     """A random transformers Qwen2ForCausalLM, fp32, transformers-5 config form (rope_parameters, dtype)."""
     from transformers import Qwen2Config as HFConfig
     from transformers import Qwen2ForCausalLM
-    kw = dict(vocab_size=vocab, hidden_size=hidden, intermediate_size=2 * hidden + 8, num_hidden_layers=layers,
-              num_attention_heads=heads, num_key_value_heads=kv_heads, max_position_embeddings=256,
-              rope_parameters={"rope_type": "default", "rope_theta": theta}, rms_norm_eps=1e-6,
-              tie_word_embeddings=tie, dtype="float32")
+    kw = dict(vocab_size=vocab, hidden_size=hidden, intermediate_size=2 * hidden + 8,
+              num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=kv_heads,
+              max_position_embeddings=256, rope_parameters={"rope_type": "default", "rope_theta": theta},
+              rms_norm_eps=1e-6, tie_word_embeddings=tie, dtype="float32")
     if head_dim:
         kw["head_dim"] = head_dim
     torch.manual_seed(seed)
@@ -67,10 +67,12 @@ def random_ids(vocab, *shape, seed=0):
 ])
 def test_logits_equal_transformers_qwen2_so_no_weight_or_rope_mismatch(tmp_path, tie, heads, kv_heads, theta,
                                                                       head_dim):
-    hf = hf_qwen2(seed=heads + kv_heads, tie=tie, heads=heads, kv_heads=kv_heads, theta=theta, head_dim=head_dim)
+    hf = hf_qwen2(seed=heads + kv_heads, tie=tie, heads=heads, kv_heads=kv_heads, theta=theta,
+                  head_dim=head_dim)
     hf.save_pretrained(tmp_path)
     saved = json.load(open(tmp_path / "config.json"))
-    assert "rope_parameters" in saved and "rope_theta" not in saved and "dtype" in saved  # transformers-5 form
+    # transformers-5 form
+    assert "rope_parameters" in saved and "rope_theta" not in saved and "dtype" in saved
     model = Qwen2.from_pretrained(str(tmp_path), device="cpu")
     assert model.config.rope_theta == theta and model.config.tie_word_embeddings == tie
     assert (model.lm_head.weight is model.model.embed_tokens.weight) == tie
@@ -189,9 +191,11 @@ def test_rope_scaling_is_refused(tmp_path, tiny_model_dir):
 
 
 def test_offline_hub_id_error_says_what_to_do_without_hub_traceback(tmp_path):
-    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf"), HF_HUB_CACHE=str(tmp_path / "hub"))
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf"),
+               HF_HUB_CACHE=str(tmp_path / "hub"))
     code = "from model import Qwen2; Qwen2.from_pretrained('someorg/somemodel')"
-    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+                       timeout=120)
     assert r.returncode != 0
     assert "FileNotFoundError" in r.stderr and "'someorg/somemodel'" in r.stderr
     assert "hf download someorg/somemodel" in r.stderr and "--model DIR" in r.stderr
@@ -218,7 +222,8 @@ def test_packed_forward_equals_separate_forwards_so_sequences_do_not_leak(tok):
 
 
 def _ref_logprobs(logits, targets, temperature):
-    logp = torch.log_softmax(logits.float() / temperature, -1).gather(-1, targets.clamp(min=0)[..., None])[..., 0]
+    logp = (torch.log_softmax(logits.float() / temperature, -1)
+            .gather(-1, targets.clamp(min=0)[..., None])[..., 0])
     return torch.where(targets >= 0, logp, torch.zeros_like(logp))
 
 
@@ -366,7 +371,8 @@ def ref_flash_attn_with_kvcache(q, k_cache, v_cache, k=None, v=None, cache_seqle
             kc, vc = k_cache[b], v_cache[b]
         else:
             assert block_table.dtype == torch.int32
-            kc, vc = k_cache[block_table[b].long()].flatten(0, 1), v_cache[block_table[b].long()].flatten(0, 1)
+            kc, vc = (k_cache[block_table[b].long()].flatten(0, 1),
+                      v_cache[block_table[b].long()].flatten(0, 1))
         assert n + T <= kc.shape[0], "write past the end of the cache"
         if k is not None:
             kc[n:n + T], vc[n:n + T] = k[b], v[b]
@@ -417,7 +423,8 @@ def test_flash_attention_path_equals_sdpa_path(tok, monkeypatch):
     assert calls == {"func": L, "varlen": L, "kvcache": 2 * L}  # every path went through the flash-attn API
     for a, b in zip(sdpa, flash):
         torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(sdpa[3][:, 0], torch.stack([sdpa[0][0, 3], sdpa[0][1, 7]]), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(sdpa[3][:, 0], torch.stack([sdpa[0][0, 3], sdpa[0][1, 7]]),
+                               rtol=1e-5, atol=1e-5)
 
 
 def test_generate_through_flash_attention_equals_sdpa(tok, monkeypatch):

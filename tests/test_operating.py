@@ -22,13 +22,14 @@ TOY_MODEL = os.path.join(ROOT, "toy-model")
 
 def script(name, *args, cwd=ROOT, timeout=300):
     """Run a script; returns the CompletedProcess (any exit code)."""
-    return subprocess.run([sys.executable, os.path.join(ROOT, name), *args], cwd=cwd, env=ENV, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run([sys.executable, os.path.join(ROOT, name), *args], cwd=cwd, env=ENV,
+                          capture_output=True, text=True, timeout=timeout)
 
 
 def refused(p, message):
     """A one-line error naming the problem: non-zero exit, no traceback."""
-    assert p.returncode != 0 and "Traceback" not in p.stderr and message in p.stderr, p.stdout[-2000:] + p.stderr[-3000:]
+    assert p.returncode != 0 and "Traceback" not in p.stderr and message in p.stderr, (
+        p.stdout[-2000:] + p.stderr[-3000:])
 
 
 def train(out_dir, *args, **kw):
@@ -36,8 +37,9 @@ def train(out_dir, *args, **kw):
 
 
 def start_train(out_dir, *args):
-    return subprocess.Popen([sys.executable, os.path.join(ROOT, "train.py"), *TOY_ARGS, "--out_dir", str(out_dir),
-                             *args], cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen([sys.executable, os.path.join(ROOT, "train.py"), *TOY_ARGS, "--out_dir",
+                             str(out_dir), *args], cwd=ROOT, env=ENV, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
 
 
 def wait_for(condition, proc=None, timeout=300, poll_s=0.05):
@@ -63,7 +65,8 @@ def model_copy(tmp_path, name="m", files=None):
 @pytest.mark.parametrize("flag, value, message", [
     ("--temperature", "0", "--temperature must be > 0"), ("--top_p", "0", "--top_p must be in (0, 1]"),
     ("--lr", "nan", "--lr must be > 0"), ("--kl_coef", "-1", "--kl_coef must be >= 0"),
-    ("--clip_eps", "1.5", "--clip_eps must be in (0, 1)"), ("--dtype", "foo", "--dtype must be float32, bfloat16")])
+    ("--clip_eps", "1.5", "--clip_eps must be in (0, 1)"),
+    ("--dtype", "foo", "--dtype must be float32, bfloat16")])
 def test_settings_training_cannot_use_are_refused_before_the_model_loads(tmp_path, flag, value, message):
     # temperature 0 used to exit 0 with every final weight NaN
     p = train(tmp_path / "o", flag, value, "--model", str(tmp_path / "no-model"))  # refused before the load
@@ -105,7 +108,8 @@ def test_a_second_run_into_a_busy_out_dir_is_refused_and_a_killed_runs_lock_is_t
 def test_a_lock_from_another_node_is_respected_while_touched_and_taken_over_when_stale(tmp_path):
     out = tmp_path / "o"
     out.mkdir()
-    (out / "LOCK").write_text(json.dumps(dict(host="node-that-is-not-here", pid=1, run="x", started=time.time())))
+    (out / "LOCK").write_text(json.dumps(dict(host="node-that-is-not-here", pid=1, run="x",
+                                              started=time.time())))
     refused(train(out, "--iters", "1"), "in use by another run (host node-that-is-not-here")
     os.utime(out / "LOCK", (time.time() - 3600,) * 2)  # nobody touched it for an hour: its run is dead
     p = train(out, "--iters", "1")
@@ -141,7 +145,8 @@ def test_eval_refuses_records_of_other_golds_and_a_failed_start_does_not_block_t
     refused(script("eval.py", "--benchmark", str(tmp_path / "B" / "problems.jsonl"), *common),
             "answer another problem or gold")
     out2 = str(tmp_path / "r2.json")
-    refused(script("eval.py", "--benchmark", "toy", "--limit", "3", "--top_p", "2", "--out", out2), "--top_p must be")
+    refused(script("eval.py", "--benchmark", "toy", "--limit", "3", "--top_p", "2", "--out", out2),
+            "--top_p must be")
     p = script("eval.py", "--benchmark", "toy", "--limit", "3", "--top_p", "0.9", "--max_new_tokens", "100",
                "--out", out2)
     assert p.returncode == 0, p.stderr[-3000:]
@@ -180,7 +185,8 @@ def test_a_requeued_run_killed_before_its_first_checkpoint_starts_over_with_its_
         run.kill()
     partial = (out / "metrics.jsonl").read_text()
     refused(train(out, "--iters", "2"), "--resume starts it over")  # a new run would drop those logs
-    p = train(out, "--iters", "2", "--resume")  # the scheduler's command, requeued: used to be refused forever
+    # the scheduler's command, requeued: used to be refused forever
+    p = train(out, "--iters", "2", "--resume")
     assert p.returncode == 0 and "starting over" in p.stdout, p.stderr[-3000:]
     aside = [d for d in os.listdir(out) if d.startswith("restarted-")]
     assert len(aside) == 1 and (out / aside[0] / "metrics.jsonl").read_text() == partial
@@ -205,8 +211,10 @@ def test_eval_skips_prompts_longer_than_the_models_context_with_a_report(tmp_pat
     data = tmp_path / "long.jsonl"
     data.write_text(json.dumps(dict(problem="What is 1 + 1?", answer="2")) + "\n"
                     + json.dumps(dict(problem="9 + " * 700 + "9?", answer="6309")) + "\n")
-    p = script("eval.py", "--benchmark", str(data), "--max_new_tokens", "50", "--out", str(tmp_path / "r.json"))
-    assert p.returncode == 0 and "1 problems skipped, their prompts longer than the model's 1024" in p.stderr, \
+    p = script("eval.py", "--benchmark", str(data), "--max_new_tokens", "50",
+               "--out", str(tmp_path / "r.json"))
+    assert (p.returncode == 0
+            and "1 problems skipped, their prompts longer than the model's 1024" in p.stderr), \
         p.stderr[-3000:]  # used to ask for a negative max_new_tokens and a huge cache
     assert json.loads((tmp_path / "r.json").read_text())["benchmarks"]["long"]["n_problems"] == 1
 
@@ -214,7 +222,8 @@ def test_eval_skips_prompts_longer_than_the_models_context_with_a_report(tmp_pat
 def test_model_folders_without_a_tokenizer_or_with_broken_weights_are_one_line_errors(tmp_path):
     no_tok = model_copy(tmp_path, "no-tok", ["config.json", "model.safetensors"])
     for name, args in [("sample.py", ["--model", str(no_tok)]),
-                       ("eval.py", ["--model", str(no_tok), "--benchmark", "toy", "--out", str(tmp_path / "r.json")]),
+                       ("eval.py", ["--model", str(no_tok), "--benchmark", "toy",
+                                    "--out", str(tmp_path / "r.json")]),
                        ("train.py", [*TOY_ARGS, "--model", str(no_tok), "--out_dir", str(tmp_path / "o")])]:
         refused(script(name, *args), "has no tokenizer")  # transformers built an empty one
     cut = model_copy(tmp_path, "cut")
@@ -224,24 +233,29 @@ def test_model_folders_without_a_tokenizer_or_with_broken_weights_are_one_line_e
     refused(script("sample.py", "--model", str(cut)), "is the file complete")
     wrong = model_copy(tmp_path, "wrong")
     config = json.loads((wrong / "config.json").read_text())
-    (wrong / "config.json").write_text(json.dumps(dict(config, intermediate_size=config["intermediate_size"] * 2)))
+    (wrong / "config.json").write_text(json.dumps(dict(config,
+                                                       intermediate_size=config["intermediate_size"] * 2)))
     refused(script("sample.py", "--model", str(wrong)), "do not match its config.json")
 
 
 def test_bad_data_files_and_eval_settings_are_one_line_errors_naming_the_problem(tmp_path):
     latin = tmp_path / "latin.jsonl"
-    latin.write_bytes(json.dumps(dict(problem="café", answer="1")).encode("latin-1").replace(b"\\u00e9", b"\xe9"))
+    latin.write_bytes(json.dumps(dict(problem="café", answer="1")).encode("latin-1")
+                      .replace(b"\\u00e9", b"\xe9"))
     shaped = tmp_path / "shaped.json"
     shaped.write_text(json.dumps({"rows": [dict(problem="1+1?", answer="2")]}))
     torn = tmp_path / "torn.jsonl"
-    torn.write_text(json.dumps(dict(problem="1+1?", answer="2")) + "\n\n" + '{"problem": "2+2?", "answer": 4\n')
+    torn.write_text(json.dumps(dict(problem="1+1?", answer="2")) + "\n\n"
+                    + '{"problem": "2+2?", "answer": 4\n')
     out = ["--out", str(tmp_path / "r.json")]
     for args, message in [(["--benchmark", str(latin)], "is not UTF-8 text"),
                           (["--benchmark", str(shaped)], "found dict"),
                           (["--benchmark", str(torn)], "line 3, is not valid JSON"),  # used to say line 1
                           (["--max_new_tokens", "0"], "--max_new_tokens must be >= 1"),
-                          (["--k", "-1"], "--k must be >= 0"), (["--temperature", "-1"], "--temperature must be >= 0"),
-                          (["--top_p", "0"], "--top_p must be in (0, 1]"), (["--benchmark", ""], "--benchmark is empty")]:
+                          (["--k", "-1"], "--k must be >= 0"),
+                          (["--temperature", "-1"], "--temperature must be >= 0"),
+                          (["--top_p", "0"], "--top_p must be in (0, 1]"),
+                          (["--benchmark", ""], "--benchmark is empty")]:
         refused(script("eval.py", *args, *out), message)
     assert not os.path.exists(tmp_path / "r.json")
 
@@ -281,7 +295,8 @@ def test_a_run_killed_at_random_moments_and_resumed_ends_bit_identical_to_an_uni
         run = start_train(out, *args, "--resume")
         try:
             if moment == "save":
-                wait_for(lambda: out.exists() and any(p.endswith(".tmp") for p in os.listdir(out)), run, poll_s=0.002)
+                wait_for(lambda: out.exists() and any(p.endswith(".tmp") for p in os.listdir(out)), run,
+                         poll_s=0.002)
             else:
                 time.sleep(moment)
             if run.poll() is None:

@@ -19,15 +19,18 @@ from conftest import ROOT
 from test_sample import model, model_dir, prompts_of  # noqa: F401  (fixtures)
 from sample import generate
 
-pytest.importorskip("triton", reason="Triton has no wheels for this platform")  # requirements-dev.txt on Linux
+# requirements-dev.txt on Linux
+pytest.importorskip("triton", reason="Triton has no wheels for this platform")
 
 
 def run_script(code, *args, interpret=True):
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")]))
+    env = dict(os.environ, OMP_NUM_THREADS="1",
+               PYTHONPATH=os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")]))
     env.pop("TRITON_INTERPRET", None)
     if interpret:  # read when triton is imported: only a fresh process can switch it
         env["TRITON_INTERPRET"] = "1"
-    r = subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, timeout=600)
+    r = subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True, text=True,
+                       timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     return r
 
@@ -76,7 +79,8 @@ for B, H, Hkv, D, bs, width, block_n, scale in cases:
     seqlens = torch.randint(0, width * bs, (B,), generator=g, device=device, dtype=torch.int32)
     seqlens[0], seqlens[-1] = 0, width * bs - 1  # one key, and the full table
     table = torch.zeros(B, width + 2, dtype=torch.int32, device=device)  # sliced below: a strided view
-    table[:, :width] = (torch.randperm(n_blocks - 1, generator=g, device=device)[:B * width] + 1).view(B, width)
+    table[:, :width] = (torch.randperm(n_blocks - 1, generator=g, device=device)[:B * width]
+                        + 1).view(B, width)
     table = table[:, :width]
     q = (scale * torch.randn(B, 1, H, D, generator=g, device=device)).to(dtype)
     y = paged_decode(q, k, v, seqlens, table, block_n=block_n)
@@ -94,8 +98,10 @@ print(json.dumps(out))
 
 
 def kernel_errors(cases, device="cpu", dtype="float32"):
-    """Largest difference per case between the kernel and float64 attention over each row's pages in order."""
-    out = json.loads(run_script(KERNEL_VS_REFERENCE, json.dumps(cases), device, dtype, interpret=device == "cpu").stdout)
+    """Largest difference per case between the kernel and float64 attention over each row's pages in
+    order."""
+    out = json.loads(run_script(KERNEL_VS_REFERENCE, json.dumps(cases), device, dtype,
+                                interpret=device == "cpu").stdout)
     assert len(out) == len(cases) and all(r["finite"] for r in out), out
     return out
 
@@ -146,16 +152,19 @@ def sdpa_runs(model):  # noqa: F811
     prompts = prompts_of([4, 1, 9, 6], seed=5)
     kw = dict(n=3, max_new_tokens=12, temperature=1.0, seed=11)
     free = generate(model, prompts, eos_token_id=-1, **kw)
-    kw["eos_token_id"] = Counter(t for c in free for t in c.tokens[:6]).most_common(1)[0][0]  # many stop early
+    # many stop early
+    kw["eos_token_id"] = Counter(t for c in free for t in c.tokens[:6]).most_common(1)[0][0]
     return dict(prompts=prompts, **kw), [generate(model, prompts, **kw, **extra) for extra in EXTRAS]
 
 
-def test_generate_through_triton_paged_decode_equals_sdpa_decode(model_dir, sdpa_runs, interpreter):  # noqa: F811
+def test_generate_through_triton_paged_decode_equals_sdpa_decode(model_dir, sdpa_runs,  # noqa: F811
+                                                                 interpreter):
     """The whole sampler on the kernel (slot refills, the tail compaction, evictions and regeneration, pages
     of 4, 16 and 64 positions): the same tokens as the SDPA path, log-probs to fp32 rounding."""
     kw, sdpa = sdpa_runs
     out = json.loads(run_script(GENERATE, model_dir, "ok", json.dumps(kw), json.dumps(EXTRAS)).stdout)
-    assert out["calls"] > 100 and len(out["rows"]) > 2 and not out["warnings"]  # every decode step, all row counts
+    # every decode step, all row counts
+    assert out["calls"] > 100 and len(out["rows"]) > 2 and not out["warnings"]
     assert out["decoding"] == "Triton paged kernel"
     assert 0 < sum(c.finished for c in sdpa[0]) < len(sdpa[0])
     for run, ref in zip(out["runs"], sdpa):
@@ -165,8 +174,8 @@ def test_generate_through_triton_paged_decode_equals_sdpa_decode(model_dir, sdpa
             torch.testing.assert_close(torch.tensor(lp), torch.tensor(c.logprobs), rtol=1e-5, atol=1e-5)
 
 
-def test_a_kernel_that_fails_to_compile_warns_once_and_decodes_through_sdpa(model_dir, sdpa_runs,  # noqa: F811
-                                                                           interpreter):
+def test_a_kernel_that_fails_to_compile_warns_once_and_decodes_through_sdpa(model_dir,  # noqa: F811
+                                                                           sdpa_runs, interpreter):
     kw, sdpa = sdpa_runs
     out = json.loads(run_script(GENERATE, model_dir, "broken", json.dumps(kw), json.dumps(EXTRAS[:1])).stdout)
     assert out["calls"] == 1  # tried once
@@ -180,18 +189,21 @@ def test_a_kernel_that_fails_to_compile_warns_once_and_decodes_through_sdpa(mode
 def test_compiled_kernel_on_cuda_equals_attention_at_the_r1_head_shapes(dtype):
     """The compiled kernel (not the interpreter) at the R1 1.5B and 7B head layouts and the 256-position
     pages used on CUDA: one long row (many splits), 64 rows of mixed lengths; bf16 to bf16 rounding."""
-    cases = [(1, 12, 2, 128, 256, 12, 64, 1), (64, 12, 2, 128, 256, 12, 64, 1), (8, 28, 4, 128, 256, 12, 64, 3)]
+    cases = [(1, 12, 2, 128, 256, 12, 64, 1), (64, 12, 2, 128, 256, 12, 64, 1),
+             (8, 28, 4, 128, 256, 12, 64, 3)]
     for r in kernel_errors(cases, "cuda", dtype):
         assert r["err"] < (1e-4 if dtype == "float32" else 5e-2), r
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_compiled_and_graphed_decode_step_with_the_kernel_inside_equals_eager_on_cuda(model_dir):  # noqa: F811
+def test_compiled_and_graphed_decode_step_with_the_kernel_inside_equals_eager_on_cuda(
+        model_dir):  # noqa: F811
     """torch.compile traces the kernel launch (a user-defined Triton kernel, no Python fallback there) and a
     CUDA graph replays it: the same tokens and log-probs as eager decoding."""
     import paged_attention
     from model import Qwen2
-    gpu = Qwen2.from_pretrained(model_dir, device="cuda", dtype=torch.float32).eval()  # bf16 fusions could flip a token
+    # bf16 fusions could flip a token
+    gpu = Qwen2.from_pretrained(model_dir, device="cuda", dtype=torch.float32).eval()
     prompts = prompts_of([4, 1, 9, 6], seed=5)
     kw = dict(n=3, max_new_tokens=40, temperature=1.0, seed=11, eos_token_id=7, slots=6, block_size=16)
     eager = generate(gpu, prompts, **kw)

@@ -76,7 +76,8 @@ def test_alpha_outside_zero_one_is_rejected(alpha):
 
 def test_truncated_responses_get_zero_and_are_left_out_of_group_statistics():
     responses = [boxed("4"), boxed("4"), boxed("4"), boxed("5")]
-    out = group_rewards(responses, ["4"] * 4, [100, 300, 5, 50], [True, True, False, True], group_size=4, alpha=0.2)
+    out = group_rewards(responses, ["4"] * 4, [100, 300, 5, 50], [True, True, False, True], group_size=4,
+                        alpha=0.2)
     assert out["correct"] == [True, True, False, False]  # the 5-token answer is right but never finished
     assert out["rewards"] == pytest.approx(length_penalty_rewards([True, True], [100, 300], 0.2) + [0.0, 0.0])
     assert out["rewards"] == pytest.approx([1 - 0.2 * sigmoid(-1), 1 - 0.2 * sigmoid(1), 0.0, 0.0], abs=1e-6)

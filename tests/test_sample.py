@@ -52,14 +52,16 @@ def greedy_refs(model, model_dir):
     produce early and others never do (picked from what the model generates without an EOS)."""
     from transformers import AutoModelForCausalLM
     prompts = prompts_of(PROMPT_LENS)
-    free = [generate_naive(model, p, max_new_tokens=MAX_NEW, eos_token_id=-1, temperature=0).tokens for p in prompts]
+    free = [generate_naive(model, p, max_new_tokens=MAX_NEW, eos_token_id=-1, temperature=0).tokens
+            for p in prompts]
     # the token whose first appearance splits the prompts most evenly into "stops early" and "never stops"
     candidates = {t for f in free for t in f[:MAX_NEW - 2]}
     eos = max(sorted(candidates), key=lambda t: min(sum(t in f[:MAX_NEW - 2] for f in free),
                                                      sum(t not in f for f in free)))
     stops = [eos in f[:MAX_NEW - 2] for f in free]
     assert any(stops) and any(eos not in f for f in free)  # the setup mixes both endings
-    naive = [generate_naive(model, p, max_new_tokens=MAX_NEW, eos_token_id=eos, temperature=0) for p in prompts]
+    naive = [generate_naive(model, p, max_new_tokens=MAX_NEW, eos_token_id=eos, temperature=0)
+             for p in prompts]
     hf = AutoModelForCausalLM.from_pretrained(model_dir).eval()
     hf_tokens = []
     for p in prompts:
@@ -131,7 +133,8 @@ def test_same_seed_same_samples_and_different_seed_differs(model):
     prompts = prompts_of([3, 8], seed=2)
     kw = dict(n=4, max_new_tokens=12, eos_token_id=-1, temperature=1.0)
     a, b, c = (generate(model, prompts, seed=s, **kw) for s in (7, 7, 8))
-    assert [x.tokens for x in a] == [x.tokens for x in b] and [x.logprobs for x in a] == [x.logprobs for x in b]
+    assert ([x.tokens for x in a] == [x.tokens for x in b]
+            and [x.logprobs for x in a] == [x.logprobs for x in b])
     assert sum(x.tokens != y.tokens for x, y in zip(a, c)) >= 6
 
 
@@ -145,8 +148,8 @@ def test_finished_iff_last_token_is_eos_and_length_within_max_new_tokens(model):
     # EOS := the most frequent sampled token, so that many samples stop early and some never do
     free = generate(model, prompts, n=8, max_new_tokens=10, eos_token_id=-1, temperature=1.0, seed=1)
     eos = Counter(t for c in free for t in c.tokens).most_common(1)[0][0]
-    outs = generate(model, prompts, n=8, max_new_tokens=10, eos_token_id=eos, temperature=1.0, seed=1, slots=5,
-                    sync_every=3)
+    outs = generate(model, prompts, n=8, max_new_tokens=10, eos_token_id=eos, temperature=1.0, seed=1,
+                    slots=5, sync_every=3)
     assert 0 < sum(c.finished for c in outs) < len(outs)
     for c in outs:
         assert 1 <= len(c.tokens) <= 10 and len(c.logprobs) == len(c.tokens)
@@ -162,11 +165,13 @@ def test_samples_independent_of_slots_sync_every_rank_split_and_cache_evictions(
     prompts = prompts_of([4, 1, 9, 6], seed=5)
     kw = dict(n=3, max_new_tokens=12, temperature=1.0, seed=11)
     free = generate(model, prompts, eos_token_id=-1, **kw)
-    kw["eos_token_id"] = Counter(t for c in free for t in c.tokens[:6]).most_common(1)[0][0]  # many stop early
+    # many stop early
+    kw["eos_token_id"] = Counter(t for c in free for t in c.tokens[:6]).most_common(1)[0][0]
     ref = generate(model, prompts, **kw)
     assert 0 < sum(c.finished for c in ref) < len(ref)
     rows = []  # rows of each decode step
-    hook = model.register_forward_pre_hook(lambda m, a: rows.append(a[0].shape[0]) if a[0].shape[1] == 1 else None)
+    hook = model.register_forward_pre_hook(
+        lambda m, a: rows.append(a[0].shape[0]) if a[0].shape[1] == 1 else None)
     runs = [generate(model, prompts, slots=4, sync_every=3, **kw)]
     hook.remove()
     assert 2 in rows  # the tail compaction ran with 2 of the 4 rows left: it must keep each row's own cache
@@ -181,7 +186,8 @@ def test_samples_independent_of_slots_sync_every_rank_split_and_cache_evictions(
         assert [c.tokens for c in run] == [c.tokens for c in ref]
         assert [c.finished for c in run] == [c.finished for c in ref]
         for a, b in zip(run, ref):
-            torch.testing.assert_close(torch.tensor(a.logprobs), torch.tensor(b.logprobs), rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(torch.tensor(a.logprobs), torch.tensor(b.logprobs),
+                                       rtol=1e-5, atol=1e-5)
 
 
 def test_stats_count_the_decode_steps_and_cuda_graph_needs_cuda(model):
@@ -191,7 +197,8 @@ def test_stats_count_the_decode_steps_and_cuda_graph_needs_cuda(model):
     stats = {}
     out = generate(model, prompts, n=2, max_new_tokens=7, eos_token_id=-1, slots=4, stats=stats)
     hook.remove()
-    assert stats == {"decode_steps": len(calls), "graphs": 0, "capture_seconds": 0.0} and len(calls) >= 14  # 6 samples of 7 in 4 slots
+    # 6 samples of 7 in 4 slots
+    assert stats == {"decode_steps": len(calls), "graphs": 0, "capture_seconds": 0.0} and len(calls) >= 14
     assert all(len(c.tokens) == 7 for c in out)
     with pytest.raises(ValueError, match="cuda_graph=True needs the model on a CUDA device"):  # model: on CPU
         generate(model, prompts, max_new_tokens=4, eos_token_id=-1, cuda_graph=True)
@@ -203,14 +210,16 @@ def test_compiled_decode_step_is_one_graph_and_samples_as_the_eager_one(model):
     torch._dynamo.reset()
     prompts = prompts_of([4, 1, 9, 6], seed=5)
     kw = dict(max_new_tokens=12, temperature=1.0, eos_token_id=7, kv_tokens=40, block_size=4)
-    # the calls of a training run: new seeds, sample offsets and batch sizes; each is one graph, no recompile limit
+    # the calls of a training run: new seeds, sample offsets and batch sizes; each is one graph,
+    # no recompile limit
     for call in [dict(n=3, seed=11, slots=6), dict(n=3, seed=12, slots=6, sample_offset=12),
                  dict(n=2, seed=2**40 + 3, slots=5), dict(n=1, seed=13, slots=3)]:
         eager = generate(model, prompts, **kw, **call)
         compiled = generate(model, prompts, compile=True, **kw, **call)
         assert [c.tokens for c in compiled] == [c.tokens for c in eager]
         for a, b in zip(compiled, eager):
-            torch.testing.assert_close(torch.tensor(a.logprobs), torch.tensor(b.logprobs), rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(torch.tensor(a.logprobs), torch.tensor(b.logprobs),
+                                       rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
@@ -222,7 +231,8 @@ def test_cuda_graph_decode_equals_eager_decode(model_dir, dtype):
     prompts = prompts_of([4, 1, 9, 6, 30], seed=5)
     kw = dict(n=3, max_new_tokens=300, temperature=1.0, seed=11)  # two 256-position blocks: two table widths
     free = generate(gpu, prompts, eos_token_id=-1, **kw)
-    kw["eos_token_id"] = Counter(t for c in free for t in c.tokens[:20]).most_common(1)[0][0]  # many stop early
+    # many stop early
+    kw["eos_token_id"] = Counter(t for c in free for t in c.tokens[:20]).most_common(1)[0][0]
     for extra in [dict(slots=4), dict(slots=16, sync_every=1, top_p=0.9), dict(slots=6, kv_tokens=4 * 256)]:
         eager, stats = generate(gpu, prompts, **kw, **extra), {}
         graphed = generate(gpu, prompts, cuda_graph=True, stats=stats, **kw, **extra)
@@ -236,7 +246,8 @@ def test_cuda_graph_decode_equals_eager_decode(model_dir, dtype):
     # Long enough for more than 8 blocks: a graph then attends over a table rounded up to its width, so
     # compare greedy tokens exactly and log-probs to fp32 rounding (bf16 could flip a near-tie).
     bs = 256 if paged_attention.flash_attn is not None else 16  # flash-attn pages are multiples of 256
-    kw = dict(n=2, max_new_tokens=12 * bs, temperature=0, eos_token_id=kw["eos_token_id"], block_size=bs, slots=4)
+    kw = dict(n=2, max_new_tokens=12 * bs, temperature=0, eos_token_id=kw["eos_token_id"], block_size=bs,
+              slots=4)
     eager, graphed = generate(gpu, prompts, **kw), generate(gpu, prompts, cuda_graph=True, **kw)
     assert [c.tokens for c in graphed] == [c.tokens for c in eager]
     for a, b in zip(graphed, eager):
@@ -310,7 +321,8 @@ def test_generate_rejects_prompt_longer_than_limit(model):
     limit = model.config.max_position_embeddings
     with pytest.raises(ValueError, match="max_position_embeddings"):
         generate(model, [[5] * (limit - 3)], max_new_tokens=8, eos_token_id=0)
-    generate(model, [[5] * (limit - 8)], max_new_tokens=8, eos_token_id=-1, temperature=0, n=1)  # fits exactly
+    # fits exactly
+    generate(model, [[5] * (limit - 8)], max_new_tokens=8, eos_token_id=-1, temperature=0, n=1)
 
 
 def test_generate_rejects_empty_prompt(model):
@@ -322,8 +334,8 @@ def test_generate_rejects_empty_prompt(model):
 
 def _run_sample_py(*args):
     env = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS="1")
-    return subprocess.run([sys.executable, "sample.py", *args], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run([sys.executable, "sample.py", *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=120)
 
 
 def test_sample_py_prints_completions_and_tokens_per_second(tiny_model_dir):
@@ -353,7 +365,8 @@ def test_sample_py_bad_limits_and_devices_are_one_line_errors_and_help_lists_the
     assert r.returncode == 0 and "python sample.py --model" in r.stdout  # the docstring's commands
     assert re.search(r"--temperature +0.6 +0 = greedy", r.stdout)  # every field, its default and its comment
     r = _run_sample_py("--model", tiny_model_dir, "--prompt", "-h", "--n", "1", "--max_new_tokens", "2")
-    assert r.returncode == 0 and "--- sample 0" in r.stdout  # "-h" as a value is a prompt, not a request for help
+    # "-h" as a value is a prompt, not a request for help
+    assert r.returncode == 0 and "--- sample 0" in r.stdout
 
 
 def test_kv_budget_larger_than_every_slot_can_use_allocates_only_what_they_can(model):

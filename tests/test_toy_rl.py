@@ -15,7 +15,8 @@ def run_toy(alpha, out_dir):
     p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900,
                        env=dict(os.environ, OMP_NUM_THREADS="1"))
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
-    assert "| initial |" in p.stdout and f"| final (alpha {float(alpha)}) |" in p.stdout  # the before/after table
+    # the before/after table
+    assert "| initial |" in p.stdout and f"| final (alpha {float(alpha)}) |" in p.stdout
     with open(out_dir / "summary.json") as f:
         s = json.load(f)
     assert set(s) >= {"init_model", "final_model", "initial", "final"}

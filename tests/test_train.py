@@ -78,7 +78,8 @@ def test_gradient_does_not_depend_on_the_micro_batch_split(tiny_model_dir, loss_
         for idxs in split:
             logp = torch.cat(sequence_logprobs(model, seqs, plens, idxs, 1.0, "cpu"))
             w = agg_weights([lengths[i] for i in idxs], loss_agg, 4, sum(lengths))
-            loss, _ = ppo_loss(logp, torch.cat([old[i] for i in idxs]), torch.cat([adv[i] for i in idxs]), w, 0.2)
+            loss, _ = ppo_loss(logp, torch.cat([old[i] for i in idxs]), torch.cat([adv[i] for i in idxs]),
+                               w, 0.2)
             loss.backward()
         return torch.cat([p.grad.flatten() for p in model.parameters()])
 
@@ -88,7 +89,8 @@ def test_gradient_does_not_depend_on_the_micro_batch_split(tiny_model_dir, loss_
 
 
 def test_micro_batches_respect_both_caps_and_keep_order():
-    assert micro_batches([0, 1, 2, 3, 4], [5, 5, 5, 20, 1], max_seqs=2, max_tokens=12) == [[0, 1], [2], [3], [4]]
+    assert (micro_batches([0, 1, 2, 3, 4], [5, 5, 5, 20, 1], max_seqs=2, max_tokens=12)
+            == [[0, 1], [2], [3], [4]])
 
 
 def test_warmup_matches_transformers_constant_schedule_stepped_after_each_optimizer_step():
@@ -122,7 +124,8 @@ def test_group_normalisation_divides_each_prompts_advantages_by_its_reward_std_a
 
 def test_paper_defaults_and_presets():
     cfg = get_config([])
-    assert (cfg.prompts_per_iter, cfg.group_size, cfg.train_batch_size, cfg.lr, cfg.kl_coef) == (32, 8, 128, 5e-6, 1e-3)
+    assert ((cfg.prompts_per_iter, cfg.group_size, cfg.train_batch_size, cfg.lr, cfg.kl_coef)
+            == (32, 8, 128, 5e-6, 1e-3))
     assert cfg.loss_agg == "seq-mean" and cfg.adv_norm == "batch" and cfg.temperature == 1.0
     assert cfg.max_new_tokens == 32000 and cfg.warmup_steps == 6
     cfg = get_config(["--preset", "r1-7b", "--lr", "1e-6"])
@@ -134,7 +137,8 @@ def test_help_shows_the_values_a_preset_sets_with_each_fields_comment(capsys):
         get_config(["--preset", "toy", "--help"])
     assert e.value.code == 0
     out = capsys.readouterr().out
-    assert re.search(r"--model +'toy-model' +hub id or local HF folder", out)  # the preset's value, not the 1.5B
+    # the preset's value, not the 1.5B
+    assert re.search(r"--model +'toy-model' +hub id or local HF folder", out)
     assert re.search(r"--alpha +0.2 +length-penalty strength", out)
 
 
@@ -162,7 +166,8 @@ TOY_ARGS = ["--preset", "toy", "--prompts_per_iter", "4", "--group_size", "4", "
 def run_train(args, out_dir, nproc=1, timeout=600, env=None):
     cmd = [sys.executable, os.path.join(ROOT, "train.py")] + TOY_ARGS + ["--out_dir", str(out_dir)] + args
     if nproc > 1:
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc)] + cmd[1:]
+        cmd = ([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc)]
+               + cmd[1:])
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1", **(env or {}))
     p = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
@@ -189,7 +194,8 @@ def test_two_iterations_train_every_parameter_and_write_loadable_checkpoints(tmp
     assert [r["iter"] for r in m] == [1, 2] and all(r["loss_agg"] == "seq-mean" for r in m)
     assert 0 < m[0]["accuracy"] <= 1 and m[0]["mean_len"] > 10
     for r in m:  # every zero reward has a cause, and the causes add up
-        assert r["accuracy"] + r["truncated"] + r["no_box"] + r["unparseable"] + r["timeout"] + r["wrong"] == pytest.approx(1)
+        assert (r["accuracy"] + r["truncated"] + r["no_box"] + r["unparseable"] + r["timeout"] + r["wrong"]
+                == pytest.approx(1))
     before, after = load_weights(os.path.join(ROOT, "toy-model")), load_weights(tmp_path / "final")
     unchanged = [k for k in before if torch.equal(before[k], after[k])]
     assert not unchanged, f"parameters that never moved: {unchanged}"
@@ -200,7 +206,8 @@ def test_two_iterations_train_every_parameter_and_write_loadable_checkpoints(tmp
     hf = AutoModelForCausalLM.from_pretrained(str(tmp_path / "final"))
     idx = torch.tensor([[3, 1, 40, 41, 42, 2]])
     with torch.no_grad():
-        assert torch.allclose(Qwen2.from_pretrained(str(tmp_path / "final"), device="cpu")(idx), hf(idx).logits, atol=1e-5)
+        assert torch.allclose(Qwen2.from_pretrained(str(tmp_path / "final"), device="cpu")(idx),
+                              hf(idx).logits, atol=1e-5)
         assert not torch.allclose(ours(idx), hf(idx).logits)  # iteration 1 and the final model differ
     with open(tmp_path / "samples.jsonl") as f:
         s = json.loads(f.readline())
@@ -283,11 +290,14 @@ def test_missing_dataset_fields_missing_model_and_cuda_graph_on_cpu_are_clear_er
     assert p.returncode != 0 and "Traceback" not in p.stderr
     assert "problem" in p.stderr and "answer" in p.stderr
     p = subprocess.run([sys.executable, "train.py", "--preset", "toy", "--model", str(tmp_path / "nope"),
-                        "--out_dir", str(tmp_path / "o")], cwd=ROOT, capture_output=True, text=True, timeout=120)
+                        "--out_dir", str(tmp_path / "o")], cwd=ROOT, capture_output=True, text=True,
+                       timeout=120)
     assert p.returncode != 0 and "Traceback" not in p.stderr and "does not exist" in p.stderr
-    p = subprocess.run([sys.executable, "train.py", "--preset", "toy", "--device", "cpu", "--cuda_graph", "true",
-                        "--out_dir", str(tmp_path / "o")], cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert p.returncode != 0 and "Traceback" not in p.stderr and "--cuda_graph true needs a CUDA device" in p.stderr
+    p = subprocess.run([sys.executable, "train.py", "--preset", "toy", "--device", "cpu",
+                        "--cuda_graph", "true", "--out_dir", str(tmp_path / "o")], cwd=ROOT,
+                       capture_output=True, text=True, timeout=120)
+    assert (p.returncode != 0 and "Traceback" not in p.stderr
+            and "--cuda_graph true needs a CUDA device" in p.stderr)
     if not torch.cuda.is_available():  # also under torchrun, where it used to fall back to the CPU silently
         p = subprocess.run([sys.executable, "train.py", "--preset", "toy", "--device", "cuda", "--out_dir",
                             str(tmp_path / "o")], cwd=ROOT, capture_output=True, text=True, timeout=120)
@@ -310,8 +320,10 @@ def test_a_new_run_into_a_finished_runs_out_dir_or_past_the_context_stops_before
     assert p.returncode != 0 and "already holds a run: continue it with --resume" in p.stderr
     p = subprocess.run(base + ["--out_dir", str(tmp_path / "new"), "--max_new_tokens", "99999"], cwd=ROOT,
                        capture_output=True, text=True, timeout=120)
-    assert p.returncode != 0 and "Traceback" not in p.stderr and "exceeds the model's 1024 positions" in p.stderr
-    assert not (tmp_path / "new").exists()  # refused before the initial evaluation wrote anything (or the lock)
+    assert (p.returncode != 0 and "Traceback" not in p.stderr
+            and "exceeds the model's 1024 positions" in p.stderr)
+    # refused before the initial evaluation wrote anything (or the lock)
+    assert not (tmp_path / "new").exists()
     assert (out / "metrics.jsonl").read_text() == (out / "samples.jsonl").read_text() == '{"iter": 1}\n'
 
 
@@ -348,7 +360,8 @@ def test_memory_plan_counts_the_update_for_the_r1_presets_on_80_gb_cards_and_ref
     T = 65536  # the 1.5B preset: DDP, micro-batches of up to 65,536 tokens
     plan = memory_plan(get_config([]), r15, n15, 8, torch.bfloat16, total)
     hand = dict(states=16 * n15, copies=2 * 2 * n15, checkpointed=28 * T * 1536 * 4,
-                recomputed_layer=T * (10 * 1536 + 3 * 2 * 128 + 6 * 8960) * 2, logits=12 * 1024 * 151936, gathered=0)
+                recomputed_layer=T * (10 * 1536 + 3 * 2 * 128 + 6 * 8960) * 2, logits=12 * 1024 * 151936,
+                gathered=0)
     assert {k: plan[k] for k in hand} == pytest.approx(hand)
     assert plan["update"] == pytest.approx(sum(hand.values())) and 50 * GiB < plan["update"] < 0.9 * total
     assert plan["kv_tokens"] == (0.9 * total - 20 * n15) // (2 * 28 * 2 * 128 * 2)  # bf16 K and V, 2 KV heads
