@@ -38,7 +38,7 @@ import reward
 from configurator import parse_args, print_config
 from model import Qwen2, load_tokenizer
 from sample import generate
-from train import TrainConfig, load_prompts, sequence_logprobs
+from train import TrainConfig, get_lr, load_prompts, sequence_logprobs
 
 
 @dataclass
@@ -58,6 +58,7 @@ class BaselineConfig:
     eval_benchmark: str = "toy"  # "" = no evaluation
     eval_problems: int = 1000
     eval_temperature: float = 0.6
+    eval_seed: int = 0  # as train.py's: every model is evaluated on the same random draws
     out_dir: str = "out/baselines"  # samples.jsonl here; each fine-tuned model in its own folder below
     seed: int = 42
     device: str = "cpu"
@@ -69,6 +70,9 @@ class BaselineConfig:
                 raise ValueError(f"--{key} must be at least 1, got {getattr(self, key)}")
         if not (0 < self.lr < math.inf and 0 < self.beta < math.inf and 0 < self.temperature < math.inf):
             raise ValueError("--lr, --beta and --temperature must be positive")
+
+
+SAMPLING = ("model", "dataset", "num_prompts", "prompts", "samples", "temperature", "max_new_tokens", "seed")
 
 
 # -----------------------------------------------------------------------------
@@ -158,7 +162,7 @@ def finetune(cfg, mode, model, ref, prompts, data, log):
                 n = len(batch)
                 loss = dpo_loss(lp[:n], lp[n:], rp[:n], rp[n:], cfg.beta)
             for group in opt.param_groups:
-                group["lr"] = cfg.lr * min(1.0, step / max(cfg.warmup_steps, 1))
+                group["lr"] = get_lr(step, cfg)  # train.py's warm-up
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -187,15 +191,20 @@ def main(argv):
     rows, prompts = rows[:cfg.prompts], prompts[:cfg.prompts]
     os.makedirs(cfg.out_dir, exist_ok=True)
     path = os.path.join(cfg.out_dir, "samples.jsonl")
+    drawn = {k: getattr(cfg, k) for k in SAMPLING}  # what the samples depend on
     if not os.path.exists(path):  # one set of samples for both baselines and every learning rate
         samples = sample(cfg, model, tokenizer, prompts, rows)
-        with open(path + ".tmp", "w") as f:
-            f.writelines(json.dumps(s) + "\n" for s in samples)
-        os.replace(path + ".tmp", path)
-    if mode == "sample":
-        return
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "w") as f:
+            f.writelines(json.dumps(dict(s, sampling=drawn)) + "\n" for s in samples)
+        os.replace(tmp, path)
     with open(path) as f:
         samples = [json.loads(line) for line in f]
+    if samples[0].get("sampling") != drawn:
+        raise SystemExit(f"error: {path} holds samples drawn with other settings ({samples[0].get('sampling')}, "
+                         f"not {drawn}): pass another --out_dir, or delete it")
+    if mode == "sample":
+        return
     data = list(shortest_correct(samples).values()) if mode == "sft" else list(dpo_pairs(samples).values())
     if not data:
         raise SystemExit(f"error: no {'correct sample' if mode == 'sft' else 'pair of correct samples'} "
@@ -215,7 +224,7 @@ def main(argv):
     if cfg.eval_benchmark:
         m = evaluation.held_out(model, tokenizer, cfg.eval_benchmark, cfg.eval_problems,
                                 os.path.join(run_dir, "eval_final.json"), os.path.join(run_dir, "final"),
-                                cfg.max_new_tokens, cfg.eval_temperature, cfg.seed, 0, 1)
+                                cfg.max_new_tokens, cfg.eval_temperature, cfg.eval_seed, 0, 1)
         print(f"{mode} lr {cfg.lr:g}: held-out accuracy {m['accuracy']:.3f}, "
               f"mean tokens {m['mean_tokens']:.1f}")
 

@@ -31,6 +31,7 @@ from data import BENCHMARKS, chat_prompt, encode, load_rows
 from distributed import all_max, barrier, finish, init_distributed
 import grader
 from grader import extract_boxed, grade_many, is_equiv
+from model import KVCache
 from sample import generate, gpu_memory, kv_budget
 
 RESUME_KEYS = ("model", "k", "temperature", "top_p", "max_new_tokens", "seed")  # must match to resume
@@ -73,10 +74,10 @@ class EvalConfig:
         for key, ok, allowed in checks:
             if not ok:
                 raise ValueError(f"--{key} must be {allowed}, got {getattr(self, key)!r}")
-        try:
-            assert all(int(b) > 0 for b in self.budgets.split(",") if b.strip())
+        try:  # past max_new_tokens a budget would count responses cut there as never finishing: not exact
+            assert all(0 < int(b) <= self.max_new_tokens for b in self.budgets.split(",") if b.strip())
         except (ValueError, AssertionError):
-            raise ValueError("--budgets must be positive token counts, comma-separated, "
+            raise ValueError("--budgets must be token counts from 1 to --max_new_tokens, comma-separated, "
                              f"got {self.budgets!r}")
         if not (self.plot or self.curves or self.benchmark.strip(" ,")):
             raise ValueError("--benchmark is empty: name one or more "
@@ -203,6 +204,11 @@ def write_atomic(path, text):
     os.replace(path + ".tmp", path)
 
 
+def settings(cfg):
+    """What a sample depends on besides its problem: the model and the sampling settings."""
+    return {key: getattr(cfg, key) for key in RESUME_KEYS}
+
+
 def check_resumable(cfg):
     """Refuse to mix samples of different settings in one --out."""
     if not os.path.exists(cfg.out) or not (os.path.exists(samples_path(cfg.out)) or part_paths(cfg.out)):
@@ -219,11 +225,13 @@ def check_resumable(cfg):
                              "pass another --out, or delete it and its .samples.jsonl")
 
 
-def shared_kv_budget(config, dtype, device, total_bytes, weight_bytes, memory_fraction, sequence):
+def shared_kv_budget(config, dtype, device, total_bytes, held_bytes, memory_fraction, sequence):
     """On a GPU, the KV cache's token budget that the rows share (most responses end long before the
-    limit): the smallest over ranks, so that every rank decides alike, and a budget that cannot hold one
-    sequence stops them all, not one rank while the others wait at the next barrier. None on the CPU."""
-    kv_tokens = kv_budget(config, dtype, total_bytes, weight_bytes, memory_fraction)
+    limit): memory_fraction of the GPU less held_bytes (what the process holds: the weights, and inside
+    train.py the policy, optimizer and reference too; the prompts' prefill cache), the smallest over ranks,
+    so that every rank decides alike, and a budget that cannot hold one sequence stops them all, not one
+    rank while the others wait at the next barrier. None on the CPU."""
+    kv_tokens = kv_budget(config, dtype, total_bytes, held_bytes, memory_fraction)
     if kv_tokens is None:
         return None
     kv_tokens = int(-all_max(torch.tensor(-kv_tokens, device=device)).item())
@@ -267,10 +275,11 @@ def evaluate(cfg, model, tok, name, rows, k, rank, world, done, master):
     max_new = min(cfg.max_new_tokens, context - longest)
     if max_new < cfg.max_new_tokens and master:
         print(f"{name}: max_new_tokens capped at {max_new} by the model's context length", file=sys.stderr)
-    weight = model.lm_head.weight
+    weight, per_call = model.lm_head.weight, min(len(todo), max(1, cfg.chunk // k))
+    held = torch.cuda.memory_allocated(weight.device) if weight.is_cuda else 0  # all this process holds
+    prefill = per_call * longest * KVCache.bytes_per_token(model.config, weight.dtype)  # a call's prompts
     kv_tokens = shared_kv_budget(model.config, weight.dtype, weight.device, gpu_memory(weight.device),
-                                 sum(p.numel() * p.element_size() for p in model.parameters()), cfg.kv_memory,
-                                 longest + max_new)
+                                 held + prefill, cfg.kv_memory, longest + max_new)
     t0, tokens, accs = time.time(), 0, []
     for run in runs(todo, max(1, cfg.chunk // k)):
         outs = generate(model, [prompts[i] for i in run], n=k, max_new_tokens=max_new,
@@ -280,8 +289,8 @@ def evaluate(cfg, model, tok, name, rows, k, rank, world, done, master):
         texts = [tok.decode(c.tokens, skip_special_tokens=True) for c in outs]
         golds = [rows[i]["answer"] for i in run for _ in range(k)]
         graded = grade_many(texts, golds, processes=cfg.grader_processes)
-        records = [{"benchmark": name, "problem_id": i, "sample": j, "problem": rows[i]["problem"],
-                    "gold": golds[g], "answer": extract_boxed(texts[g]),
+        records = [{"benchmark": name, "problem_id": i, "sample": j, "settings": settings(cfg),
+                    "problem": rows[i]["problem"], "gold": golds[g], "answer": extract_boxed(texts[g]),
                     "correct": bool(graded[g] and outs[g].finished),
                     "tokens": len(outs[g].tokens), "finished": outs[g].finished, "response": texts[g]}
                    for g, (i, j) in enumerate((i, j) for i in run for j in range(k))]
@@ -384,6 +393,10 @@ def run(cfg, benchmarks, model, tok, rank, world):
         if rows is None or r["problem_id"] >= len(rows):  # another benchmark, or past --limit: not used
             continue
         row = rows[r["problem_id"]]
+        if r.get("settings") != settings(cfg):  # the results file that names them may be gone
+            raise SystemExit(f"error: {samples_path(cfg.out)} holds samples of other settings "
+                             f"({r.get('settings')}, not {settings(cfg)}): pass another --out, or delete "
+                             f"{cfg.out} and its samples")
         if (r.get("problem"), r["gold"]) != (row["problem"], row["answer"]):  # every rank decides alike
             raise SystemExit(f"error: {samples_path(cfg.out)} holds samples of {r['benchmark']} problem "
                              f"{r['problem_id']} that answer another problem or gold ({r['gold']!r} there, "
@@ -401,7 +414,8 @@ def run(cfg, benchmarks, model, tok, rank, world):
         results = {}
         for name, rows in benchmarks.items():
             mine = [r for r in records if r["benchmark"] == name and r["problem_id"] < len(rows)]
-            budgets = [int(b) for b in cfg.budgets.split(",") if b.strip()]
+            # budgets past a limit that the context capped are not exact: left out
+            budgets = [int(b) for b in cfg.budgets.split(",") if b.strip() and int(b) <= max_new[name]]
             results[name] = {**metrics(mine, rows, ks[name], budgets, max_new[name]),
                              "max_new_tokens": max_new[name]}
         write_atomic(cfg.out, json.dumps({"model": cfg.model, "config": asdict(cfg), "benchmarks": results},

@@ -45,7 +45,7 @@ def jobs(cfg):
     common = ["--eval_problems", str(cfg.eval_problems), "--threads", "1"]
     todo = {"base": ([py, "eval.py", "--model", "toy-model", "--benchmark", "toy",
                       "--limit", str(cfg.eval_problems), "--temperature", "0.6", "--max_new_tokens", "200",
-                      "--seed", "42", "--budgets", cfg.budgets, "--progress", "false",
+                      "--seed", "0", "--budgets", cfg.budgets, "--progress", "false",
                       "--out", f"{out}/base/eval_final.json"],
                      f"{out}/base/eval_final.json", [])}
     for a in cfg.alphas.split(","):
@@ -73,9 +73,15 @@ def jobs(cfg):
     return todo
 
 
+def done(path):
+    """A run is done when its result is on disk: an evaluation's metrics (eval.py writes the file first
+    with none), or the baselines' samples."""
+    return metrics(path) is not None if path.endswith(".json") else os.path.exists(os.path.join(HERE, path))
+
+
 def run_all(cfg):
     """Run what is not done, cfg.jobs at a time, in the order of jobs() (long RL runs first)."""
-    todo = {k: v for k, v in jobs(cfg).items() if not os.path.exists(os.path.join(HERE, v[1]))}
+    todo = {k: v for k, v in jobs(cfg).items() if not done(v[1])}
     os.makedirs(os.path.join(HERE, cfg.out_dir, "logs"), exist_ok=True)
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
     running, t0, failed = {}, time.time(), []
@@ -90,6 +96,9 @@ def run_all(cfg):
                 print(f"[{time.time() - t0:6.0f}s] {'done' if ok else 'FAILED'} {name} "
                       f"in {time.time() - start:.0f}s"
                       + ("" if ok else f" (see {cfg.out_dir}/logs/{name}.log)"), flush=True)
+        for k in [k for k, (_, _, deps) in todo.items() if any(d in failed for d in deps)]:
+            failed.append(k)  # what it needs failed: skipped, and reported as failed
+            print(f"[{time.time() - t0:6.0f}s] SKIPPED {k}: {', '.join(todo.pop(k)[2])} failed", flush=True)
         ready = [k for k, (_, _, deps) in todo.items() if not any(d in todo or d in running for d in deps)]
         while ready and len(running) < cfg.jobs:
             name = ready.pop(0)
@@ -287,9 +296,11 @@ def main(argv):
     from configurator import parse_args, print_config
     cfg = parse_args(ExperimentConfig, argv)
     print_config(cfg)
-    if not cfg.report:
-        run_all(cfg)
+    ok = cfg.report or run_all(cfg)
     report(cfg)
+    if not ok:
+        raise SystemExit("error: some runs failed (their logs are in the out_dir's logs/): run the same command "
+                         "again to retry them")
 
 
 if __name__ == "__main__":

@@ -55,6 +55,9 @@ def cached_attention(q, k, v, k_cache, v_cache, cache_seqlens, block_table=None)
     v_cache (blocks, block_size, Hkv, D), and position p of row b lives in block block_table[b, p //
     block_size] at offset p % block_size.
     """
+    if q.is_cuda and q.device not in _sm_count and not torch.compiler.is_compiling():
+        # read here, eagerly (the prefill always comes first), not inside a traced decode step
+        _sm_count[q.device] = torch.cuda.get_device_properties(q.device).multi_processor_count
     if use_flash(q) and not torch.compiler.is_compiling():
         return flash_attn.flash_attn_with_kvcache(q, k_cache, v_cache, k=k, v=v, cache_seqlens=cache_seqlens,
                                                   block_table=block_table, causal=True)

@@ -10,12 +10,10 @@ of Arora & Zanette (2025). The algorithm, phase by phase, is `main()` at the bot
     torchrun --nnodes=2 --node_rank=$R --rdzv_endpoint=$HOST:29500 --nproc_per_node=8 train.py   # 2 nodes
 """
 import dataclasses
-import glob
 import json
 import math
 import os
 import random
-import shutil
 import sys
 import time
 from contextlib import nullcontext
@@ -29,9 +27,9 @@ import grader
 import reward
 from configurator import parse_args, print_config
 from data import encode, load_rows, train_prompt
-from distributed import (OutDirLock, all_max, all_sum, barrier, broadcast_object, finish, init_distributed,
-                         on_rank0)
+from distributed import all_max, all_sum, barrier, finish, init_distributed, on_rank0
 from model import KVCache, Qwen2, load_tokenizer
+from outdir import OutDirLock, check_out_dir, load_checkpoint, save_checkpoint, truncate_logs
 from paged_attention import decode_path
 from sample import check_context, generate, gpu_memory, kv_budget
 
@@ -48,7 +46,7 @@ class TrainConfig:
     group_size: int = 8  # samples per prompt (the leave-one-out group)
     train_batch_size: int = 128  # sequences per optimizer step, all ranks together
     micro_batch_size: int = 8  # sequences per forward/backward on one rank (gradient accumulation)
-    micro_batch_tokens: int = 65536  # also cap a micro-batch's packed tokens; 0 = no cap
+    micro_batch_tokens: int = 65536  # also cap a micro-batch's packed positions (prompts too); 0 = no cap
     epochs: int = 1  # passes over each rollout batch
     lr: float = 5e-6
     warmup_steps: int = 6  # optimizer steps of linear warm-up, then constant
@@ -71,6 +69,8 @@ class TrainConfig:
     eval_initial: bool = True  # also evaluate the initial model
     #                            (false: after training only, as experiments.py)
     eval_temperature: float = 0.6
+    eval_seed: int = 0  # the held-out samples' seed: the same for every run (and eval.py's default), so that
+    #                     models are compared on the same random draws
     out_dir: str = "out/r1-1.5b"
     save_every: int = 10  # iterations between checkpoints; 0 = only the final model
     resume: bool = False  # continue from the latest checkpoint in out_dir
@@ -240,31 +240,41 @@ def micro_batch_schedule(members, all_lengths, n_local, rank, world, max_seqs, m
 # -----------------------------------------------------------------------------
 # memory and checkpoints
 
-def memory_plan(cfg, mcfg, n_params, world, dtype, total_bytes, memory_fraction=0.9):
+def memory_plan(cfg, mcfg, n_params, world, dtype, total_bytes, sharded=None, memory_fraction=0.9):
     """What one rank holds, in bytes, in each phase, and the rollout's KV cache in tokens. Arithmetic only:
-    total_bytes is the GPU's memory (None on the CPU: nothing to size).
+    total_bytes is the GPU's memory (None on the CPU: nothing to size); sharded: FSDP runs (default
+    cfg.fsdp). An estimate from above, which .ci/gpu checks against a GPU's measured peak.
 
       states    fp32 master weights + gradients + Adam's two moments, 16 B/param, sharded by FSDP (which
                 reduce-scatters every micro-batch, so accumulated gradients stay sharded too)
       copies    the compute-dtype copy the rollouts sample from (FSDP's, or not fp32) and the KL reference
       rollout   states + copies + the KV cache, which takes what is left of memory_fraction of the GPU
-      update    states + copies + the checkpointed layer inputs of one micro-batch (its T tokens x hidden,
-                per layer) + one layer recomputed in the backward (~10 hidden + 3 kv + 6 ffn values per
-                token, an upper estimate) + one chunk of fp32 logits and their gradient (12 B x chunk x
-                vocab) + under FSDP two gathered layers in the compute dtype and one layer's fp32 gradient
+      update    states + copies + the checkpointed layer inputs of one micro-batch (T packed positions x
+                hidden, per layer) + one layer recomputed in the backward (~10 hidden + 3 kv + 6 ffn values
+                per position) + a chunk of fp32 logits and their gradient (12 B x 1,024 x vocab); under
+                FSDP two gathered layers and one layer's fp32 gradient, and the root group (the embeddings,
+                unsharded from forward to backward: compute-dtype weights and gradients, fp32 gradients);
+                under autocast its cached compute-dtype copy of the weights
     """
+    sharded = cfg.fsdp if sharded is None else sharded
     cb = dtype.itemsize
-    act = cb if cfg.fsdp else 4  # the residual stream: in the compute dtype under FSDP, fp32 under autocast
+    act = cb if sharded else 4  # the residual stream: in the compute dtype under FSDP, fp32 under autocast
     h, L, ffn, V = mcfg.hidden_size, mcfg.num_hidden_layers, mcfg.intermediate_size, mcfg.vocab_size
     kv = mcfg.num_key_value_heads * mcfg.head_dim
-    T = cfg.micro_batch_tokens or cfg.micro_batch_size * (cfg.max_prompt_tokens + cfg.max_new_tokens)
-    layer_params = (n_params - V * h * (1 if mcfg.tie_word_embeddings else 2)) / L
-    plan = dict(states=n_params * 16 / (world if cfg.fsdp else 1),
-                copies=n_params * cb * ((dtype != torch.float32 or cfg.fsdp) + (cfg.kl_coef > 0)),
+    longest = cfg.max_prompt_tokens + cfg.max_new_tokens  # a micro-batch holds at least one sequence
+    T = max(cfg.micro_batch_tokens, longest) if cfg.micro_batch_tokens else cfg.micro_batch_size * longest
+    root_params = V * h * (1 if mcfg.tie_word_embeddings else 2)
+    layer_params = (n_params - root_params) / L
+    plan = dict(states=n_params * 16 / (world if sharded else 1),
+                copies=n_params * cb * ((dtype != torch.float32 or sharded) + (cfg.kl_coef > 0)),
                 checkpointed=L * T * h * act, recomputed_layer=T * (10 * h + 3 * kv + 6 * ffn) * cb,
-                logits=12 * 1024 * V, gathered=layer_params * (2 * cb + 4) if cfg.fsdp else 0)
+                logits=12 * 1024 * V, gathered=layer_params * (2 * cb + 4) if sharded else 0,
+                root=root_params * (2 * cb + 4) if sharded else 0,
+                autocast_cache=n_params * cb if not sharded and cb < 4 else 0)
     plan["update"] = sum(plan.values())
-    plan["kv_tokens"] = kv_budget(mcfg, dtype, total_bytes, plan["states"] + plan["copies"], memory_fraction)
+    prefill = cfg.prompts_per_iter // world * cfg.max_prompt_tokens * KVCache.bytes_per_token(mcfg, dtype)
+    plan["kv_tokens"] = kv_budget(mcfg, dtype, total_bytes, plan["states"] + plan["copies"] + prefill,
+                                  memory_fraction)  # the pages; the prompts' own cache (prefill) aside
     plan["rollout"] = (plan["states"] + plan["copies"]
                        + (plan["kv_tokens"] or 0) * KVCache.bytes_per_token(mcfg, dtype))
     plan["total"], plan["usable"] = total_bytes, total_bytes and memory_fraction * total_bytes
@@ -293,112 +303,6 @@ def check_memory(plan, cfg, mcfg, dtype, device, log):
         raise SystemExit(f"error: the update would need {plan['update'] / GB:.1f} GiB per GPU, more than the "
                          f"{plan['usable'] / GB:.0f} GiB usable: lower --micro_batch_tokens (now "
                          f"{cfg.micro_batch_tokens}), or use more GPUs with --fsdp")
-
-
-def latest_checkpoint(out_dir):
-    """The checkpoint (iter_NNNNNN/ or final/) with the most iterations done, or None."""
-    best, best_iter = None, -1
-    for d in glob.glob(os.path.join(out_dir, "iter_*")) + [os.path.join(out_dir, "final")]:
-        if os.path.exists(os.path.join(d, "state.json")):  # written last: the checkpoint is complete
-            with open(os.path.join(d, "state.json")) as f:
-                n = json.load(f)["iter"]
-            best, best_iter = (d, n) if n > best_iter else (best, best_iter)
-    return best
-
-
-# Settings a resumed run may change: how it runs, not what it computes. Any other difference from the run's
-# config.json is refused on --resume, with the list.
-RESUMABLE = {"preset", "iters", "resume", "out_dir", "save_every", "device", "threads", "rollout_slots",
-             "cuda_graph", "reward_workers", "micro_batch_size", "micro_batch_tokens", "grad_ckpt", "fsdp",
-             "wandb", "wandb_project", "dist_timeout_min"}
-LOGS = ("metrics.jsonl", "samples.jsonl", "config.json", "summary.json", "eval_initial.json",
-        "eval_initial.samples.jsonl", "eval_final.json", "eval_final.samples.jsonl")
-
-
-def check_out_dir(cfg, log):
-    """What out_dir holds decides how the run starts. Returns the checkpoint to resume from, None to start
-    afresh, or "finished" when a resumed run has nothing left to do. Refuses, before writing anything, a
-    new run over an existing one and a resume that would change what the run computes. A resume with no
-    checkpoint starts over, its partial logs moved aside, so that a scheduler can requeue the same command."""
-    checkpoint, logs = (latest_checkpoint(cfg.out_dir),
-                        [f for f in LOGS if os.path.exists(os.path.join(cfg.out_dir, f))])
-    if checkpoint and not cfg.resume:
-        raise SystemExit(f"error: --out_dir {cfg.out_dir} already holds a run: continue it with --resume, "
-                         "or pick another --out_dir (or delete this one)")
-    if not checkpoint:
-        if logs and not cfg.resume:
-            raise SystemExit(f"error: --out_dir {cfg.out_dir} holds the logs of a run that saved no "
-                             "checkpoint: --resume starts it over (its logs are moved aside), "
-                             "or pick another --out_dir")
-        if logs:
-            aside = os.path.join(cfg.out_dir, time.strftime("restarted-%Y%m%d-%H%M%S"))
-            os.makedirs(aside)
-            for f in logs:
-                os.replace(os.path.join(cfg.out_dir, f), os.path.join(aside, f))
-            log(f"--resume: no checkpoint in {cfg.out_dir}: starting over; "
-                f"the earlier attempt's logs are in {aside}")
-        return None
-    saved, new = {}, dataclasses.asdict(cfg)
-    if os.path.exists(os.path.join(cfg.out_dir, "config.json")):
-        with open(os.path.join(cfg.out_dir, "config.json")) as f:
-            saved = json.load(f)
-    changed = [f"--{k} {saved[k]!r} -> {new.get(k)!r}" for k in saved
-               if k not in RESUMABLE and saved[k] != new.get(k)]
-    if changed:
-        raise SystemExit(f"error: --resume continues the run in {cfg.out_dir}, and these settings would "
-                         f"change what it computes: {', '.join(changed)}. Resume with the run's settings, "
-                         "or start a new run in another --out_dir")
-    with open(os.path.join(checkpoint, "state.json")) as f:
-        done = json.load(f)["iter"]
-    if done >= cfg.iters:
-        log(f"the run in {cfg.out_dir} finished {done} iterations: nothing to do "
-            "(a larger --iters continues it)")
-        return "finished"
-    # the finished model stays, as the checkpoint of its iteration
-    if os.path.basename(checkpoint) == "final":
-        kept = os.path.join(cfg.out_dir, f"iter_{done:06d}")
-        os.replace(checkpoint, kept)
-        log(f"continuing a finished run past iteration {done}: its final model is kept as {kept}")
-        checkpoint = kept
-    return checkpoint
-
-
-def save_checkpoint(path, run):
-    """HF model folder + optimizer + counters + RNG, written to path.tmp then renamed: a crash mid-save
-    leaves the previous checkpoint intact. Every rank joins (FSDP gathers); rank 0 writes."""
-    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict
-    options = StateDictOptions(full_state_dict=True, cpu_offload=True)
-    model_sd, opt_sd = get_state_dict(run.policy, run.opt, options=options)
-    if run.rank == 0:
-        run.lock.check()
-        tmp = path + ".tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        with torch.device("meta"):
-            full = Qwen2(run.policy.config)
-        full.load_state_dict(model_sd, assign=True)
-        full.save_pretrained(tmp, tokenizer_dir=run.policy.source)
-        rng = dict(python=random.getstate(), torch=torch.get_rng_state())
-        torch.save(dict(optimizer=opt_sd, state=run.state, rng=rng), os.path.join(tmp, "train_state.pt"))
-        with open(os.path.join(tmp, "state.json"), "w") as f:
-            json.dump(run.state, f)
-        shutil.rmtree(path, ignore_errors=True)  # only final/ is ever rewritten; iter_* names are unique
-        os.replace(tmp, path)
-    barrier()
-
-
-def _truncate_jsonl(path, n_iters):
-    """On resume, drop log lines of iterations after the checkpoint (they will be run again), and a line
-    torn by a kill in the middle of its write."""
-    def before(line):
-        try:
-            return json.loads(line)["iter"] <= n_iters
-        except (ValueError, KeyError, TypeError):
-            return False
-    if os.path.exists(path):
-        with open(path) as f:
-            lines = [line for line in f if before(line)]
-        with open(path, "w") as f:
-            f.writelines(lines)
 
 
 # -----------------------------------------------------------------------------
@@ -490,7 +394,7 @@ def setup(cfg, rank, world, device, resume_dir, lock, log):
         # the KL anchors to the initial model.
         ref = Qwen2.from_pretrained(cfg.model, device=device, dtype=dtype).eval().requires_grad_(False)
     n_params = sum(p.numel() for p in policy.parameters())
-    plan = memory_plan(cfg, policy.config, n_params, world, dtype, gpu_memory(device))
+    plan = memory_plan(cfg, policy.config, n_params, world, dtype, gpu_memory(device), sharded)
     check_memory(plan, cfg, policy.config, dtype, device, log)
     model = policy
     if sharded:
@@ -507,18 +411,7 @@ def setup(cfg, rank, world, device, resume_dir, lock, log):
                             weight_decay=cfg.weight_decay)
     state = dict(iter=0, step=0, len0=None)
     if resume_dir:
-        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
-        # The full optimizer state is 8 B/param (61 GB at 7B): under FSDP rank 0 alone reads it and sends
-        # every rank its shard, instead of every process of a node holding a copy.
-        ck = {}
-        if rank == 0 or not sharded:
-            ck = torch.load(os.path.join(resume_dir, "train_state.pt"), map_location="cpu",
-                            weights_only=False)
-        set_optimizer_state_dict(policy, opt, ck.get("optimizer", {}),
-                                 options=StateDictOptions(full_state_dict=True, broadcast_from_rank0=sharded))
-        state, rng = broadcast_object((ck.get("state"), ck.get("rng")))
-        random.setstate(rng["python"])
-        torch.set_rng_state(rng["torch"])
+        state = load_checkpoint(resume_dir, policy, opt, rank, sharded)
         log(f"resumed from {resume_dir} at iteration {state['iter']}")
     elif cfg.resume:
         log(f"--resume: no checkpoint in {cfg.out_dir}, starting from {cfg.model}")
@@ -552,7 +445,8 @@ def score(run, seqs, plens, lengths):
     # the same weights; sharded, ranks would need lock-step
     scorer = run.sampler if run.sharded else run.policy
     with torch.no_grad(), run.autocast:
-        for idxs in micro_batches(range(len(seqs)), lengths, cfg.micro_batch_size, cfg.micro_batch_tokens):
+        packed = [len(x) - 1 for x in seqs]  # positions in the packed forward: prompt and response
+        for idxs in micro_batches(range(len(seqs)), packed, cfg.micro_batch_size, cfg.micro_batch_tokens):
             old_logp += sequence_logprobs(scorer, seqs, plens, idxs, cfg.temperature, run.device)
             if run.ref is not None:
                 ref_logp += sequence_logprobs(run.ref, seqs, plens, idxs, cfg.temperature, run.device)
@@ -606,11 +500,13 @@ def update(run, batch, it):
     on the number of ranks; each rank runs the members it holds. Returns the mean loss, clip fraction and
     gradient norm over the steps, and the last learning rate."""
     cfg, P, G, B = run.cfg, run.cfg.prompts_per_iter, run.cfg.group_size, run.cfg.train_batch_size
-    lengths = batch[2]
+    seqs, lengths = batch[0], batch[2]
     n_local = P // run.world * G  # sequences of this rank; its global ids start at rank * n_local
-    all_lengths = torch.zeros(P * G, dtype=torch.long, device=run.device)
-    all_lengths[run.rank * n_local:(run.rank + 1) * n_local] = torch.tensor(lengths, device=run.device)
-    all_lengths = all_sum(all_lengths).tolist()
+    # every rank's response lengths (the loss denominator) and packed positions (the micro-batch cap)
+    both = torch.zeros(2, P * G, dtype=torch.long, device=run.device)
+    both[:, run.rank * n_local:(run.rank + 1) * n_local] = torch.tensor([lengths, [len(x) - 1 for x in seqs]],
+                                                                        device=run.device)
+    all_lengths, all_packed = all_sum(both).tolist()
     run.policy.train()
     upd = torch.zeros(3, device=run.device)  # loss, clipfrac, grad-norm summed over minibatches
     for epoch in range(cfg.epochs):
@@ -618,7 +514,7 @@ def update(run, batch, it):
         for mb in range(P * G // B):
             members = perm[mb * B:(mb + 1) * B].tolist()
             n_tokens = sum(all_lengths[g] for g in members)
-            schedule = micro_batch_schedule(members, all_lengths, n_local, run.rank, run.world,
+            schedule = micro_batch_schedule(members, all_packed, n_local, run.rank, run.world,
                                             cfg.micro_batch_size, cfg.micro_batch_tokens)
             for j, idxs in enumerate(schedule):
                 upd[:2] += torch.stack(micro_batch_loss(run, batch, idxs, B, n_tokens,
@@ -667,7 +563,9 @@ def iteration_metrics(run, it, comps, R, kl, old_logp, upd, times):
                 **{why: R["why"].count(why) for why in ZERO_REWARD})
     s = dict(zip(sums, all_sum(torch.tensor([float(v) for v in sums.values()], dtype=torch.float64,
                                             device=run.device)).tolist()))
-    max_ratio = all_max(torch.tensor(gap.max().exp().item() if len(gap) else 1.0, device=run.device)).item()
+    # the largest importance ratio between the two, either way: exp |gap|
+    max_ratio = all_max(torch.tensor(gap.abs().max().exp().item() if len(gap) else 1.0,
+                                     device=run.device)).item()
     n = s["samples"]
     run.state["len0"] = run.state["len0"] or s["tokens"] / n
     return dict(iter=it + 1, reward=s["reward"] / n, accuracy=s["correct"] / n, mean_len=s["tokens"] / n,
@@ -739,15 +637,16 @@ def main(argv):
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     lock = OutDirLock(cfg.out_dir, rank, device, log)  # before anything in out_dir is read or written
-    resume_dir = on_rank0(lambda: check_out_dir(cfg, log))
+    final_evaluated = lambda: not cfg.eval_benchmark or evaluation.read_metrics(  # noqa: E731
+        os.path.join(cfg.out_dir, "eval_final.json")) is not None
+    resume_dir = on_rank0(lambda: check_out_dir(cfg, final_evaluated, log))
     if resume_dir == "finished":
         return lock.release()
     run = setup(cfg, rank, world, device, resume_dir, lock, log)
     tokenizer, G, state = run.tokenizer, cfg.group_size, run.state
     if rank == 0:
         lock.check()
-        for name in ("metrics.jsonl", "samples.jsonl"):
-            _truncate_jsonl(os.path.join(cfg.out_dir, name), state["iter"])
+        truncate_logs(cfg.out_dir, state["iter"])
         with open(os.path.join(cfg.out_dir, "config.json"), "w") as f:
             json.dump(dataclasses.asdict(cfg), f, indent=2)
         if cfg.wandb:
@@ -792,10 +691,11 @@ def main(argv):
         # ---- checkpoint
         state["iter"] = it + 1
         if cfg.save_every and (it + 1) % cfg.save_every == 0 and it + 1 < cfg.iters:
-            save_checkpoint(os.path.join(cfg.out_dir, f"iter_{it + 1:06d}"), run)
+            save_checkpoint(os.path.join(cfg.out_dir, f"iter_{it + 1:06d}"), cfg, run.policy, run.opt, state,
+                            rank, lock)
 
     final = os.path.join(cfg.out_dir, "final")
-    save_checkpoint(final, run)
+    save_checkpoint(final, cfg, run.policy, run.opt, state, rank, lock)
     log(f"saved {final}")
     if dist.is_initialized() and not run.sharded:  # DDP replicas must hold the same weights: check, not trust
         sums = torch.stack([p.detach().double().sum() for p in run.policy.parameters()])
@@ -822,7 +722,7 @@ def held_out(run, name, label, reuse=False):
     if run.rank == 0:
         run.lock.check()
     m = evaluation.held_out(run.sampler, run.tokenizer, cfg.eval_benchmark, cfg.eval_problems, out, label,
-                            cfg.max_new_tokens, cfg.eval_temperature, cfg.seed, run.rank, run.world)
+                            cfg.max_new_tokens, cfg.eval_temperature, cfg.eval_seed, run.rank, run.world)
     if m:
         run.log(f"{name} model: held-out accuracy {m['accuracy']:.3f}, mean tokens {m['mean_tokens']:.1f}")
     return m

@@ -5,7 +5,6 @@ Tests of grader.py: is a response's boxed answer equal to the gold? CPU only.
 """
 import decimal
 import fractions
-import math
 import multiprocessing
 import re
 import sys

@@ -100,7 +100,8 @@ def test_a_second_run_into_a_busy_out_dir_is_refused_and_a_killed_runs_lock_is_t
         first.kill()
     lock = json.loads((out / "LOCK").read_text())
     assert lock["pid"] == first.pid
-    p = train(out, "--iters", "2", "--resume")  # same host, that process is gone: the lock is stale
+    done = max(json.loads((d / "state.json").read_text())["iter"] for d in out.glob("iter_*") if d.suffix != ".tmp")
+    p = train(out, "--iters", str(done + 1), "--resume")  # same host, that process is gone: the lock is stale
     assert p.returncode == 0 and "took over the stale lock" in p.stdout, p.stderr[-3000:]
     assert not (out / "LOCK").exists()  # released at the end
 
@@ -308,3 +309,42 @@ def test_a_run_killed_at_random_moments_and_resumed_ends_bit_identical_to_an_uni
     assert kills >= 1
     run_train(args + ["--resume"], out)
     assert_exactly_the_same_run(tmp_path / "straight", out)
+
+
+def test_an_unreadable_lock_is_held_until_stale_and_our_own_pid_in_a_lock_is_an_earlier_life(tmp_path):
+    """An empty LOCK is what another run's creation looked like for an instant (before the lock was written
+    in one step): it must not be taken over at once. A lock naming this host and our own pid but not our
+    run is a restarted container's earlier life: stale at once, or the requeued job refuses itself."""
+    import socket
+    from outdir import OutDirLock
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "LOCK").write_text("")
+    with pytest.raises(SystemExit, match="in use by another run"):
+        OutDirLock(str(out), 0, torch.device("cpu"))
+    os.utime(out / "LOCK", (time.time() - 3600,) * 2)
+    lock = OutDirLock(str(out), 0, torch.device("cpu"))
+    assert json.loads((out / "LOCK").read_text())["run"] == lock.me["run"]
+    lock.release()
+    assert not (out / "LOCK").exists()
+    (out / "LOCK").write_text(json.dumps(dict(host=socket.gethostname(), pid=os.getpid(), run="old",
+                                              started=time.time())))
+    lock = OutDirLock(str(out), 0, torch.device("cpu"))
+    assert json.loads((out / "LOCK").read_text())["run"] == lock.me["run"]
+    (out / "LOCK.takeover").write_text("")  # another run is taking a stale lock over right now
+    lock.release()
+    (out / "LOCK").write_text(json.dumps(dict(host="elsewhere", pid=1, run="old", started=0)))
+    os.utime(out / "LOCK", (time.time() - 3600,) * 2)
+    with pytest.raises(SystemExit, match="taking over the stale lock"):
+        OutDirLock(str(out), 0, torch.device("cpu"))
+
+
+def test_a_run_killed_during_its_final_evaluation_resumes_to_do_it(tmp_path):
+    out, ev = tmp_path / "o", ["--eval_benchmark", "toy", "--eval_problems", "4", "--eval_initial", "false"]
+    assert train(out, "--iters", "1", *ev).returncode == 0
+    (out / "eval_final.json").write_text('{"benchmarks": {}}')  # eval.py's file before its first result
+    p = train(out, "--iters", "1", "--resume", *ev)
+    assert p.returncode == 0 and "final model: held-out accuracy" in p.stdout, p.stderr[-3000:]
+    assert json.loads((out / "eval_final.json").read_text())["benchmarks"]["toy"]["n_problems"] == 4
+    p = train(out, "--iters", "1", "--resume", *ev)
+    assert p.returncode == 0 and "nothing to do" in p.stdout

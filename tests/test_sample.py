@@ -379,3 +379,10 @@ def test_kv_budget_larger_than_every_slot_can_use_allocates_only_what_they_can(m
 def test_kv_budget_smaller_than_one_sample_is_refused(model):
     with pytest.raises(ValueError, match="cannot hold one sample"):
         generate(model, [[5, 6, 7]], max_new_tokens=30, eos_token_id=-1, kv_tokens=16, block_size=4)
+
+
+def test_sample_py_poses_problems_with_the_instruction_eval_py_uses():
+    """sample.py (the engine) does not import data.py: its default instruction is a copy, kept equal here."""
+    import data
+    from sample import SampleConfig
+    assert SampleConfig().instruction + "What is 1 + 2?" == data.INSTRUCTION.format(problem="What is 1 + 2?")
