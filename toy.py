@@ -1,12 +1,16 @@
 """
-The built-in task: a tiny reasoning model that overthinks, so the length penalty has something to cut.
+The built-in task: a tiny reasoning model that overthinks, so the length penalty has something to cut,
+and that knows shorter ways to answer which cost accuracy, so that cutting has a price.
 
 Problems are sums of k = 2..6 one-digit numbers (k is the difficulty), solved as running sums in a
-`<think>` block; the supervised solutions re-check most steps for no reason, a habit the base model keeps
-at temperature 0.6 while still sampling shorter solutions at temperature 1.0. This file is shared by
-train.py (--preset toy), eval.py (--benchmark toy) and the tests.
+`<think>` block. The supervised solutions re-check most steps, a habit the base model keeps at temperature
+0.6 while still sampling shorter solutions at temperature 1.0; for this small a model the re-checks are not
+pure waste: without them it loses its place in long sums more often. And some solutions are direct
+answers, the sum in one go, which the model gets right less and less often as the numbers add up (about
+0.8, 0.5, 0.5, 0.4 and 0.3 of the time for k = 2..6 at temperature 1). This file is shared by train.py
+(--preset toy), eval.py (--benchmark toy) and the tests.
 
-    python toy.py --out_dir toy-model          # build a base model: CPU, 1 thread, about 4 minutes
+    python toy.py --out_dir toy-model          # build a base model: CPU, 1 thread, about 7 minutes
     python toy.py --out_dir /tmp/toy --steps 50 --n_eval 20   # a smoke run, under a minute
 
     data.toy_problems("test", 200)  ->  [{"problem": "What is 3 + 6 + 2?", "answer": "11", "difficulty": 3}, ...]
@@ -84,51 +88,59 @@ def _numbers(problem):
     return [int(x) for x in re.findall(r"\d+", problem)]
 
 
-def solution(problem, rng=None, p_check=0.8, p_concise=0.1):
-    """A response `<think>\\n...\\n</think>\\n\\n... \\boxed{answer}` (EOS not included).
+def solution(problem, rng=None, p_check=0.8, p_concise=0.1, p_direct=0.0):
+    """A response `<think>\\n...</think>\\n\\n... \\boxed{answer}` (EOS not included).
 
-    Each running-sum step is followed by a redundant re-check with probability p_check, decided per
-    step, so the first token after a step is where a policy can learn to stop re-checking. With
-    probability p_concise the whole solution has no re-checks (the base model then sees that the
-    concise path exists and samples it now and then at temperature 1). rng=None gives the shortest
-    correct solution. (Rewriting the whole sum each step, `= 11 + 4 + 4`, was tried to spare the model
+    Each line adds the next number to the running total and is followed by a redundant re-check with
+    probability p_check, decided per line, so the first token after a line is where a policy can learn to
+    stop re-checking; with probability p_concise the whole solution has no re-checks. With probability
+    p_direct it is a direct answer: no lines, the sum in one go, which the tiny model gets right almost
+    always for two numbers and less and less often as they add up: the shortcut that trades accuracy for
+    tokens, the more so the harder the problem. rng=None gives the shortest derivation: one line per
+    number, no re-checks. (Rewriting the whole sum each step, `= 11 + 4 + 4`, was tried to spare the model
     from counting its place in the question; the tiny model copied the tails worse than it counted.)
     """
     nums = _numbers(problem)
+    direct = rng is not None and rng.random() < p_direct
     concise = rng is None or rng.random() < p_concise
     lines, total = [], nums[0]
-    for x in nums[1:]:
-        step = f"{total} + {x} = {total + x}."
-        lines.append(step)
+    for x in nums[1:] if not direct else []:
+        lines.append(f"{total} + {x} = {total + x}.")
         if not concise and rng.random() < p_check:
-            lines.append(f"Wait, let me re-check: {step[:-1]}. Yes.")
+            lines.append(f"Wait, let me re-check: {lines[-1][:-1]}. Yes.")
         total += x
     # The think block opens with "<think>\n" exactly as the chat template's generation prompt, and the
-    # first character after it is a digit, so "\n" is its own token either way.
-    return THINK + "\n" + "\n".join(lines) + "\n" + END_THINK + f"\n\nThe answer is \\boxed{{{total}}}."
+    # first character after it is a digit or "</think>", so "\n" is its own token either way.
+    return (THINK + "\n" + "".join(line + "\n" for line in lines) + END_THINK
+            + f"\n\nThe answer is \\boxed{{{sum(nums)}}}.")
+
+
+STEP = re.compile(r"\d+(?: \+ \d+)+ = \d+\.")  # total + number(s) = sum.
 
 
 def derivation_ok(problem, response):
-    """Is `response` (the text after "<think>\\n") a valid running-sum derivation in the task's format: every
-    step right and in order, each re-check repeating the step before it, then the boxed total? eval.py
+    """Is `response` (the text after "<think>\\n") a valid derivation in the task's format? Each line of the
+    think block adds the next number(s) of the question, in order, to the running total and writes the
+    right sum, or re-checks the line just before it word for word; after `</think>` the boxed answer is the
+    sum. So a shortcut is valid when all it writes is right: no lines at all (a direct answer), a line that
+    adds several numbers at once (`3 + 4 + 5 = 12.`), lines that stop before the last number. eval.py
     requires it on the toy benchmark on top of the boxed answer, so a policy whose text degrades around a
     right answer (too high a learning rate, no KL term) is caught by the held-out grading."""
     nums = _numbers(problem)
-    think, sep, tail = response.partition("\n" + END_THINK)
-    if not sep or tail.strip() != f"The answer is \\boxed{{{sum(nums)}}}.":
+    think, sep, tail = response.partition(END_THINK)
+    if not sep or (think and not think.endswith("\n")) or tail != f"\n\nThe answer is \\boxed{{{sum(nums)}}}.":
         return False
-    steps, total = [], nums[0]
-    for x in nums[1:]:
-        steps.append(f"{total} + {x} = {total + x}.")
-        total += x
-    lines, i = think.removeprefix(THINK + "\n").split("\n"), 0  # i: steps done so far
-    for j, line in enumerate(lines):
-        if i < len(steps) and line == steps[i]:
-            i += 1
-        elif not (i > 0 and lines[j - 1] == steps[i - 1]
-                  and line == f"Wait, let me re-check: {steps[i - 1][:-1]}. Yes."):
+    total, i, last = nums[0], 1, None  # running total, numbers added, the line a re-check may repeat
+    for line in think.split("\n")[:-1]:
+        n = line.count("+") if STEP.fullmatch(line) else 0  # numbers this line adds
+        step = f"{total}{''.join(f' + {x}' for x in nums[i:i + n])} = {total + sum(nums[i:i + n])}."
+        if last is not None and line == f"Wait, let me re-check: {last[:-1]}. Yes.":
+            last = None
+        elif 0 < n <= len(nums) - i and line == step:
+            total, i, last = total + sum(nums[i:i + n]), i + n, step
+        else:
             return False
-    return i == len(steps)
+    return True
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -147,13 +159,18 @@ class ToyConfig:
     num_attention_heads: int = 4
     num_key_value_heads: int = 2
     max_position_embeddings: int = 1024  # context length written to config.json (prompt + response)
-    steps: int = 600  # optimizer steps (at 400 the model still loses its place in 6-number sums)
+    steps: int = 1200  # optimizer steps
     batch_size: int = 32  # sequences per step
     lr: float = 3e-3  # peak AdamW learning rate: linear warm-up, then cosine decay to lr / 10
     warmup_steps: int = 30
     weight_decay: float = 0.01
     p_check: float = 0.8  # chance that a step is followed by a redundant re-check
     p_concise: float = 0.1  # chance that a solution has no re-checks at all
+    p_direct: float = 0.5  # chance that a solution is a direct answer (no lines): enough to learn to add
+    #                        in one go as well as the tiny model can
+    p_direct_late: float = 0.12  # the same over the last late_steps, which sets how often the model then
+    #                              answers directly: about 10-15% at T = 1, 5% at T = 0.6
+    late_steps: int = 250  # the final steps, at the end of the cosine schedule
     n_eval: int = 200  # held-out problems of the final report (0 = skip it)
     eval_temperatures: str = "0.6,1.0"  # comma-separated sampling temperatures of the final report
     max_new_tokens: int = 256  # generation limit of the final report
@@ -171,7 +188,8 @@ def sft_batches(tok, cfg):
         idx, targets, cu = [], [], [0]
         for p in probs[s * cfg.batch_size:(s + 1) * cfg.batch_size]:
             prompt = encode(tok, train_prompt(p["problem"]))
-            response = tok.encode(solution(p["problem"], rng, cfg.p_check, cfg.p_concise),
+            p_direct = cfg.p_direct_late if s >= cfg.steps - cfg.late_steps else cfg.p_direct
+            response = tok.encode(solution(p["problem"], rng, cfg.p_check, cfg.p_concise, p_direct),
                                   add_special_tokens=False) + [tok.eos_token_id]
             seq = prompt + response
             idx += seq[:-1]
@@ -198,7 +216,7 @@ def build_base_model(out_dir, seed=0, **overrides):
 
     # The tokenizer sees training text only; the test problems use the same words and digits.
     rng = random.Random(f"tok-{cfg.seed}")
-    texts = [train_prompt(p["problem"]) + solution(p["problem"], rng, cfg.p_check, cfg.p_concise)
+    texts = [train_prompt(p["problem"]) + solution(p["problem"], rng, cfg.p_check, cfg.p_concise, cfg.p_direct)
              for p in toy_problems("train", 2000, cfg.seed)]
     tok = build_tokenizer(texts, cfg.vocab_size, out_dir)
 

@@ -67,31 +67,48 @@ def test_a_recheck_only_repeats_the_step_just_before_it():
                 assert line == f"Wait, let me re-check: {prev[:-1]}. Yes."
 
 
-def test_derivation_check_accepts_every_solution_and_rejects_degraded_text_around_a_right_answer():
+def test_derivation_check_accepts_every_solution_and_shortcut_and_rejects_degraded_text():
+    """Every line written must be right; a right boxed answer around anything else fails."""
     rng = random.Random(2)
     for p in toy_problems("test", 300):
-        sol = toy.solution(p["problem"], rng).removeprefix(toy.THINK + "\n")  # as the model writes it
-        assert toy.derivation_ok(p["problem"], sol), sol
-    p = "What is 9 + 6 + 9?"
+        sol = toy.solution(p["problem"], rng, p_direct=0.3).removeprefix(toy.THINK + "\n")
+        assert toy.derivation_ok(p["problem"], sol), sol  # as the model writes it
+    p = "What is 9 + 6 + 9 + 2?"
     good = toy.solution(p).removeprefix(toy.THINK + "\n")
-    assert good == "9 + 6 = 15.\n15 + 9 = 24.\n</think>\n\nThe answer is \\boxed{24}."
+    assert good == "9 + 6 = 15.\n15 + 9 = 24.\n24 + 2 = 26.\n</think>\n\nThe answer is \\boxed{26}."
+    shortcuts = [
+        "</think>\n\nThe answer is \\boxed{26}.",  # a direct answer
+        good.replace("9 + 6 = 15.\n15 + 9 = 24.", "9 + 6 + 9 = 24."),  # a merged line
+        "9 + 6 + 9 + 2 = 26.\n</think>\n\nThe answer is \\boxed{26}.",  # everything in one line
+        good.replace("24 + 2 = 26.\n", ""),  # stops early, then boxes the right sum
+        good.replace("15.\n", "15.\nWait, let me re-check: 9 + 6 = 15. Yes.\n"),  # a re-check
+    ]
+    for text in shortcuts:
+        assert toy.derivation_ok(p, text), text
     degraded = [
         good.replace("15 + 9", "5 + 9"),  # a wrong step, right total
         good.replace("9 + 6 = 15.\n", ""),  # a skipped step
         good.replace("15.\n", "15.\nWait, let me re-check: 9 + 6 = 14. Yes.\n"),  # a wrong re-check
         good.replace("15.\n", "15.\n15.\n"),  # a stray line
-        good.replace("15 + 9 = 24.\n", "15 + 9 = 24.\nWait, let me re-check: 9 + 6 = 15. Yes.\n"),  # stale
+        good.replace("9 + 6 = 15.\n15 + 9 = 24.", "9 + 6 + 9 = 25.\n25 + 2 = 27."),  # a wrong merged sum
+        good.replace("9 + 6 = 15.\n15 + 9 = 24.", "9 + 9 = 18.\n18 + 6 = 24."),  # numbers out of order
+        good.replace("9 + 6 = 15.", "9 + 6 = 015."),  # a number spelled otherwise
+        good.replace("24 + 2 = 26.\n", "24 + 2 = 26.\nWait, let me re-check: 9 + 6 = 15. Yes.\n"),  # stale
+        good.replace("24 + 2 = 26.\n", "24 + 2 = 26.\n26 + 0 = 26.\n"),  # a step past the last number
         good.replace("The answer is", "The the answer is"),  # garbled text after </think>
-        good + " 24",  # trailing text
+        good + " 26",  # trailing text
+        good.replace("26.\n</think>", "26.</think>"),  # a line left open
         good.replace("\n</think>", ""),  # no end of thinking
+        "garbage\n</think>\n\nThe answer is \\boxed{26}.",  # garbage instead of a direct answer
     ]
     for text in degraded:
-        assert extract_boxed(text) == "24" and not toy.derivation_ok(p, text), text
+        assert extract_boxed(text) == "26" and not toy.derivation_ok(p, text), text
 
 
-def test_redundancy_is_a_habit_with_a_concise_minority():
+def test_redundancy_is_a_habit_with_a_concise_minority_and_direct_answers_at_their_rate():
     """~72% of steps re-checked (p_concise 0.1, p_check 0.8), so a low temperature keeps the habit; but
-    solutions without any re-check exist (at least the p_concise share), so sampling can find them."""
+    solutions without any re-check exist (at least the p_concise share), so sampling can find them; and
+    a p_direct share are direct answers, at every difficulty."""
     rng = random.Random(0)
     ps = toy_problems("train", 4000)
     sols = [toy.solution(p["problem"], rng) for p in ps]
@@ -100,6 +117,10 @@ def test_redundancy_is_a_habit_with_a_concise_minority():
     assert 0.69 < checks / steps < 0.75
     hard = [s for p, s in zip(ps, sols) if p["difficulty"] == 6]
     assert 0.07 < sum("re-check" not in s for s in hard) / len(hard) < 0.14
+    sols = [toy.solution(p["problem"], rng, p_direct=0.4) for p in ps]
+    for k in range(data.MIN_K, data.MAX_K + 1):
+        direct = [s.startswith(toy.THINK + "\n" + toy.END_THINK) for p, s in zip(ps, sols) if p["difficulty"] == k]
+        assert 0.35 < sum(direct) / len(direct) < 0.45
 
 
 def test_solutions_round_trip_through_the_tokenizer_reloaded_by_transformers(tmp_path):
