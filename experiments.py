@@ -48,28 +48,31 @@ def jobs(cfg):
                       "--seed", "0", "--budgets", cfg.budgets, "--progress", "false",
                       "--out", f"{out}/base/eval_final.json"],
                      f"{out}/base/eval_final.json", [])}
-    for a in cfg.alphas.split(","):
-        for seed in range(1, cfg.seeds + 1):
+    # seed by seed, so that a partial run has every setting once before any has its second seed
+    for seed in range(1, max(cfg.seeds, cfg.ablation_seeds) + 1):
+        for a in cfg.alphas.split(",") if seed <= cfg.seeds else []:
             d = f"{out}/rl-alpha{a}-seed{seed}"
             todo[f"rl-alpha{a}-seed{seed}"] = ([py, "train.py", "--preset", "toy", "--alpha", a,
                                                 "--seed", str(seed), "--eval_initial", "false",
                                                 "--out_dir", d, "--resume", *common],
                                                f"{d}/eval_final.json", [])
-    for seed in range(1, cfg.ablation_seeds + 1):
-        d = f"{out}/grpo-alpha0.2-seed{seed}"
-        todo[f"grpo-alpha0.2-seed{seed}"] = ([py, "train.py", "--preset", "toy", "--alpha", "0.2",
-                                              "--seed", str(seed), "--adv_norm", "group",
-                                              "--eval_initial", "false", "--out_dir", d, "--resume", *common],
-                                             f"{d}/eval_final.json", [])
-    todo["samples"] = ([py, "baselines.py", "sample", "--out_dir", f"{out}/baselines"],
-                       f"{out}/baselines/samples.jsonl", [])
-    for mode in ("sft", "dpo"):
-        for lr in cfg.lrs.split(","):
-            d = f"{out}/baselines/{mode}-lr{float(lr):g}"
-            todo[f"{mode}-lr{float(lr):g}"] = ([py, "baselines.py", mode, "--lr", lr,
-                                                "--out_dir", f"{out}/baselines",
-                                                "--eval_problems", str(cfg.eval_problems)],
-                                               f"{d}/eval_final.json", ["samples"])
+        if seed <= cfg.ablation_seeds:
+            d = f"{out}/grpo-alpha0.2-seed{seed}"
+            todo[f"grpo-alpha0.2-seed{seed}"] = ([py, "train.py", "--preset", "toy", "--alpha", "0.2",
+                                                  "--seed", str(seed), "--adv_norm", "group",
+                                                  "--eval_initial", "false", "--out_dir", d, "--resume",
+                                                  *common],
+                                                 f"{d}/eval_final.json", [])
+        if seed == 1:
+            todo["samples"] = ([py, "baselines.py", "sample", "--out_dir", f"{out}/baselines"],
+                               f"{out}/baselines/samples.jsonl", [])
+            for mode in ("sft", "dpo"):
+                for lr in cfg.lrs.split(","):
+                    d = f"{out}/baselines/{mode}-lr{float(lr):g}"
+                    todo[f"{mode}-lr{float(lr):g}"] = ([py, "baselines.py", mode, "--lr", lr,
+                                                        "--out_dir", f"{out}/baselines",
+                                                        "--eval_problems", str(cfg.eval_problems)],
+                                                       f"{d}/eval_final.json", ["samples"])
     return todo
 
 
@@ -80,7 +83,7 @@ def done(path):
 
 
 def run_all(cfg):
-    """Run what is not done, cfg.jobs at a time, in the order of jobs() (long RL runs first)."""
+    """Run what is not done, cfg.jobs at a time, in the order of jobs() (every setting's first seed first)."""
     todo = {k: v for k, v in jobs(cfg).items() if not done(v[1])}
     os.makedirs(os.path.join(HERE, cfg.out_dir, "logs"), exist_ok=True)
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
@@ -157,6 +160,16 @@ def summary(runs):
                 tokens_spread=spread(tok), n=len(runs), by_difficulty=by)
 
 
+def frontier_accuracy(points, tokens):
+    """The alpha frontier's accuracy at `tokens`: linear between the (mean tokens, mean accuracy) points,
+    None outside their range (no extrapolation)."""
+    pts = sorted(points)
+    for (t0, a0), (t1, a1) in zip(pts, pts[1:]):
+        if t0 <= tokens <= t1:
+            return a0 + (a1 - a0) * (tokens - t0) / (t1 - t0) if t1 > t0 else max(a0, a1)
+    return None
+
+
 def claims(res, alphas):
     """The paper's claims, each checked on these numbers: (claim, holds, the numbers)."""
     base, fam = res["base"], {a: summary(r) for a, r in res["alphas"].items()}
@@ -190,6 +203,24 @@ def claims(res, alphas):
             out.append((f"alpha {a}: the easiest problems lose a larger fraction of their tokens "
                         "than the hardest",
                         easy > hard, f"k={levels[0]} {-easy:+.0%}, k={levels[-1]} {-hard:+.0%}"))
+    if len(fam) >= 2:  # RL against each baseline at equal tokens, where the frontier reaches its tokens
+        points = [(s["tokens"], s["accuracy"]) for s in fam.values()]
+        others = [(f"{mode.upper()} lr {lr}", m["mean_tokens"], m["accuracy"])
+                  for mode in ("sft", "dpo") for lr, m in res[mode].items()]
+        if base and "cutoff" in base:
+            c = base["cutoff"]
+            others += [(f"cutoff {b}", t, a) for b, t, a in zip(c["budgets"], c["mean_tokens"], c["accuracy"])]
+        for name, tok, acc in others:
+            rl = frontier_accuracy(points, tok)
+            if rl is not None:
+                out.append((f"RL beats {name} at equal tokens", rl > acc,
+                            f"{tok:.1f} tokens: RL {rl:.1%}, {name} {acc:.1%}"))
+    if res["grpo"] and "0.2" in fam:
+        g, d = summary(res["grpo"]), fam["0.2"]
+        noise = max(g["accuracy_spread"], d["accuracy_spread"])
+        out.append(("GRPO's per-prompt std normalisation loses accuracy at alpha 0.2 "
+                    "(by more than the seeds' spread)", d["accuracy"] - g["accuracy"] > noise,
+                    f"{d['accuracy']:.1%} whitened, {g['accuracy']:.1%} per-prompt std, spread {noise:.1%}"))
     return out
 
 

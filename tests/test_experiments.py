@@ -1,0 +1,116 @@
+"""experiments.py's report: the paper's claims checked on known numbers (each one able to fail), and a real
+`--report` run over evaluation files laid out as the runs write them (the runs themselves are train.py,
+eval.py and baselines.py, tested elsewhere)."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+import experiments as ex
+from conftest import ROOT
+
+ALPHAS = ["0", "0.05", "0.1", "0.2", "0.4"]
+
+
+def m(acc, tokens, by=None):
+    """eval.py's metrics of the toy benchmark, reduced to what the report reads."""
+    out = dict(accuracy=acc, mean_tokens=tokens)
+    if by:
+        out["by_difficulty"] = {k: dict(accuracy=acc, mean_tokens=t) for k, t in by.items()}
+    return out
+
+
+def family(points):
+    """{alpha: [seed metrics]} from {alpha: [(acc, tokens, {k: tokens})]}."""
+    return {a: [m(acc, t, by) for acc, t, by in runs] for a, runs in points.items()}
+
+
+BASE = dict(m(0.97, 80.0, {"2": 40.0, "6": 120.0}),
+            cutoff=dict(budgets=[30, 60], accuracy=[0.2, 0.7], mean_tokens=[29.0, 55.0]))
+
+
+def result(fam, grpo=(), sft=None, dpo=None):
+    return dict(base=BASE, alphas=family(fam), grpo=[m(a, t) for a, t in grpo], sft=sft or {}, dpo=dpo or {})
+
+
+def verdicts(res):
+    return {c: ok for c, ok, _ in ex.claims(res, ALPHAS)}
+
+
+def test_frontier_accuracy_interpolates_between_the_alpha_points_and_never_extrapolates():
+    pts = [(80.0, 0.96), (40.0, 0.90), (60.0, 0.94)]
+    assert ex.frontier_accuracy(pts, 50.0) == pytest.approx(0.92)
+    assert ex.frontier_accuracy(pts, 80.0) == pytest.approx(0.96)
+    assert ex.frontier_accuracy(pts, 39.0) is None and ex.frontier_accuracy(pts, 81.0) is None
+
+
+def test_claims_hold_on_a_frontier_with_a_trade_off_and_fail_without_one():
+    good = {"0": [(0.97, 85, {"2": 42, "6": 125}), (0.96, 86, {"2": 42, "6": 126})],
+            "0.05": [(0.96, 70, {"2": 30, "6": 110})] * 2,
+            "0.1": [(0.95, 60, {"2": 22, "6": 100})] * 2,
+            "0.2": [(0.94, 45, {"2": 15, "6": 80})] * 2,
+            "0.4": [(0.85, 30, {"2": 12, "6": 50})] * 2}
+    v = verdicts(result(good, grpo=[(0.5, 20), (0.6, 22)], sft={"1e-4": m(0.80, 50)}))
+    assert v["mean tokens fall monotonically with alpha"]
+    assert v["at least four of the five alphas are distinct points (>= 5% apart in tokens)"]
+    assert v["accuracy at alpha 0.4 is below alpha 0 by more than the seeds' spread"]
+    assert v["alpha 0.2 cuts >= 40% of the tokens at >= 96% of the base accuracy"]
+    assert v["alpha 0.1: the easiest problems lose a larger fraction of their tokens than the hardest"]
+    assert v["RL beats SFT lr 1e-4 at equal tokens"]
+    assert v["RL beats cutoff 60 at equal tokens"]
+    assert "RL beats cutoff 30 at equal tokens" not in v  # 29 tokens: left of the frontier, not compared
+    assert v["GRPO's per-prompt std normalisation loses accuracy at alpha 0.2 (by more than the seeds' spread)"]
+
+    flat = {a: [(0.97, t, {"2": 40 * t / 80, "6": 120 * t / 80})] * 2
+            for a, t in zip(ALPHAS, [85, 84, 60, 40, 41])}  # 0 and 0.05 the same, 0.4 no shorter, no trade-off
+    v = verdicts(result(flat, grpo=[(0.97, 40)], sft={"1e-4": m(0.99, 50)}))
+    assert not v["mean tokens fall monotonically with alpha"]
+    assert not v["at least four of the five alphas are distinct points (>= 5% apart in tokens)"]
+    assert not v["accuracy at alpha 0.4 is below alpha 0 by more than the seeds' spread"]
+    assert not v["alpha 0.1: the easiest problems lose a larger fraction of their tokens than the hardest"]
+    assert not v["RL beats SFT lr 1e-4 at equal tokens"]
+    assert not v["GRPO's per-prompt std normalisation loses accuracy at alpha 0.2 (by more than the seeds' spread)"]
+    # seeds that disagree by more than the gap make the trade-off unproven
+    noisy = dict(good, **{"0": [(0.99, 85, {"2": 42, "6": 125}), (0.70, 86, {"2": 42, "6": 126})]})
+    assert not verdicts(result(noisy))["accuracy at alpha 0.4 is below alpha 0 by more than the seeds' spread"]
+
+
+def test_report_reads_the_runs_files_and_writes_the_table_the_claims_and_the_figure(tmp_path):
+    out = tmp_path / "exp"
+
+    def write(rel, metrics):
+        path = out / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(dict(benchmarks=dict(toy=metrics))))
+
+    write("base/eval_final.json", BASE)
+    for i, a in enumerate(ALPHAS):
+        for seed, acc in ((1, 0.97 - 0.03 * i), (2, 0.96 - 0.03 * i)):
+            write(f"rl-alpha{a}-seed{seed}/eval_final.json", m(acc, 85 - 12 * i, {"2": 40 - 5 * i, "6": 120 - 15 * i}))
+    write("grpo-alpha0.2-seed1/eval_final.json", m(0.4, 20))
+    write("baselines/sft-lr0.0001/eval_final.json", m(0.8, 50))
+    (out / "rl-alpha0.4-seed3").mkdir()  # a run that never finished: no metrics, left out
+    fig = tmp_path / "fig.png"
+    p = subprocess.run([sys.executable, "experiments.py", "--report", "true", "--seeds", "3", "--out_dir", str(out),
+                        "--figure", str(fig), "--lrs", "1e-4"], cwd=ROOT, capture_output=True, text=True,
+                       timeout=300)
+    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
+    md = (out / "results.md").read_text()
+    assert "| RL, alpha 0.4 (2 seeds) | 84.5% ± 0.5% | 37.0 ± 0.0 (-54%) | 20 | 60 |" in md, md
+    assert "| SFT, lr 0.0001 | 80.0% | 50.0 (-38%) |" in md
+    assert "- MISSED: alpha 0.2 cuts >= 40% of the tokens" in md  # 61 tokens, -24%
+    res = json.loads((out / "results.json").read_text())
+    assert {c["claim"] for c in res["claims"] if c["holds"]} >= {"mean tokens fall monotonically with alpha"}
+    assert fig.stat().st_size > 10_000
+
+
+def test_every_setting_runs_once_before_any_runs_its_second_seed_and_the_baselines_wait_for_their_samples():
+    todo = ex.jobs(ex.ExperimentConfig())
+    names = list(todo)
+    assert len(names) == 1 + 5 * 3 + 3 + 1 + 6
+    firsts = [n for n in names if n.endswith("seed1")] + ["base", "samples", "sft-lr0.0001", "dpo-lr4e-05"]
+    assert max(names.index(n) for n in firsts) < min(names.index(n) for n in names if n.endswith("seed2"))
+    assert all(todo[n][2] == ["samples"] for n in names if n.startswith(("sft", "dpo")))
+    assert "--adv_norm" in todo["grpo-alpha0.2-seed3"][0] and "--adv_norm" not in todo["rl-alpha0.2-seed3"][0]
