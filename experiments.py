@@ -245,10 +245,10 @@ def table(res, alphas):
     for a in alphas:
         if a in res["alphas"]:
             s = summary(res["alphas"][a])
-            row(f"RL, alpha {a} ({s['n']} seeds)", s, s["n"])
+            row(f"RL, alpha {a} ({s['n']} seed{'s' * (s['n'] > 1)})", s, s["n"])
     if res["grpo"]:
         s = summary(res["grpo"])
-        row(f"RL, alpha 0.2, GRPO per-prompt std ({s['n']} seeds)", s, s["n"])
+        row(f"RL, alpha 0.2, GRPO per-prompt std ({s['n']} seed{'s' * (s['n'] > 1)})", s, s["n"])
     for mode in ("sft", "dpo"):
         for lr, m in res[mode].items():
             row(f"{mode.upper()}, lr {lr}", summary([m]))
