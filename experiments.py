@@ -209,7 +209,8 @@ def claims(res, alphas):
                   for mode in ("sft", "dpo") for lr, m in res[mode].items()]
         if base and "cutoff" in base:
             c = base["cutoff"]
-            others += [(f"cutoff {b}", t, a) for b, t, a in zip(c["budgets"], c["mean_tokens"], c["accuracy"])]
+            others += [(f"cutoff {b}", t, a) for b, t, a in zip(c["budgets"], c["mean_tokens"], c["accuracy"])
+                       if t < base["mean_tokens"]]  # a budget that cuts nothing is the base model
         for name, tok, acc in others:
             rl = frontier_accuracy(points, tok)
             if rl is not None:

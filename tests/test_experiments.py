@@ -28,7 +28,7 @@ def family(points):
 
 
 BASE = dict(m(0.97, 80.0, {"2": 40.0, "6": 120.0}),
-            cutoff=dict(budgets=[30, 60], accuracy=[0.2, 0.7], mean_tokens=[29.0, 55.0]))
+            cutoff=dict(budgets=[30, 60, 200], accuracy=[0.2, 0.7, 0.97], mean_tokens=[29.0, 55.0, 80.0]))
 
 
 def result(fam, grpo=(), sft=None, dpo=None):
@@ -61,6 +61,7 @@ def test_claims_hold_on_a_frontier_with_a_trade_off_and_fail_without_one():
     assert v["RL beats SFT lr 1e-4 at equal tokens"]
     assert v["RL beats cutoff 60 at equal tokens"]
     assert "RL beats cutoff 30 at equal tokens" not in v  # 29 tokens: left of the frontier, not compared
+    assert "RL beats cutoff 200 at equal tokens" not in v  # cuts nothing: the base model itself
     assert v["GRPO's per-prompt std normalisation loses accuracy at alpha 0.2 (by more than the seeds' spread)"]
 
     flat = {a: [(0.97, t, {"2": 40 * t / 80, "6": 120 * t / 80})] * 2
