@@ -67,6 +67,10 @@ def test_claims_hold_on_a_frontier_with_a_trade_off_and_fail_without_one():
     flat = {a: [(0.97, t, {"2": 40 * t / 80, "6": 120 * t / 80})] * 2
             for a, t in zip(ALPHAS, [85, 84, 60, 40, 41])}  # 0 and 0.05 the same, 0.4 no shorter, no trade-off
     v = verdicts(result(flat, grpo=[(0.97, 40)], sft={"1e-4": m(0.99, 50)}))
+    one_seed = {a: runs[:1] for a, runs in good.items()}  # no spread to beat: not shown
+    v1 = verdicts(result(one_seed, grpo=[(0.5, 20)]))
+    assert not v1["accuracy at alpha 0.4 is below alpha 0 by more than the seeds' spread"]
+    assert not v1["GRPO's per-prompt std normalisation loses accuracy at alpha 0.2 (by more than the seeds' spread)"]
     assert not v["mean tokens fall monotonically with alpha"]
     assert not v["at least four of the five alphas are distinct points (>= 5% apart in tokens)"]
     assert not v["accuracy at alpha 0.4 is below alpha 0 by more than the seeds' spread"]
