@@ -266,6 +266,29 @@ def table(res, alphas):
     return "\n".join(lines)
 
 
+def difficulty_table(res, alphas):
+    """Per difficulty: mean tokens (their change from the base model) and accuracy, for the base model, the
+    alpha family (seed means) and the ablation: where the tokens were cut, and where accuracy was lost."""
+    base = res["base"]
+    if not base or not base.get("by_difficulty"):
+        return ""
+    levels = sorted(base["by_difficulty"], key=int)
+    lines = ["| per difficulty: tokens (vs base), accuracy | " + " | ".join(f"k={k}" for k in levels) + " |",
+             "|---" * (1 + len(levels)) + "|"]
+    rows = [("base model", {k: dict(tokens=v["mean_tokens"], accuracy=v["accuracy"])
+                            for k, v in base["by_difficulty"].items()})]
+    rows += [(f"RL, alpha {a}", summary(res["alphas"][a])["by_difficulty"]) for a in alphas if a in res["alphas"]]
+    if res["grpo"]:
+        rows.append(("RL, alpha 0.2, GRPO per-prompt std", summary(res["grpo"])["by_difficulty"]))
+    for name, by in rows:
+        if any(k not in by for k in levels):  # a run without the breakdown
+            continue
+        cells = [f"{by[k]['tokens']:.0f} ({by[k]['tokens'] / base['by_difficulty'][k]['mean_tokens'] - 1:+.0%}), "
+                 f"{by[k]['accuracy']:.1%}" for k in levels]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def figure(res, alphas, path):
     import matplotlib
     matplotlib.use("Agg")
@@ -315,7 +338,7 @@ def report(cfg):
     alphas = cfg.alphas.split(",")
     res = collect(cfg)
     checked = claims(res, alphas)
-    md = table(res, alphas) + "\n\n" + "\n".join(f"- {'holds' if ok else 'MISSED'}: {c} ({nums})"
+    md = table(res, alphas) + "\n\n" + difficulty_table(res, alphas) + "\n\n" + "\n".join(f"- {'holds' if ok else 'MISSED'}: {c} ({nums})"
                                                   for c, ok, nums in checked)
     with open(os.path.join(HERE, cfg.out_dir, "results.md"), "w") as f:
         f.write(md + "\n")

@@ -105,6 +105,7 @@ def test_report_reads_the_runs_files_and_writes_the_table_the_claims_and_the_fig
     md = (out / "results.md").read_text()
     assert "| RL, alpha 0.4 (2 seeds) | 84.5% ± 0.5% | 37.0 ± 0.0 (-54%) | 20 | 60 |" in md, md
     assert "| SFT, lr 0.0001 | 80.0% | 50.0 (-38%) |" in md
+    assert "| RL, alpha 0.4 | 20 (-50%), 84.5% | 60 (-50%), 84.5% |" in md  # per difficulty
     assert "- MISSED: alpha 0.2 cuts >= 40% of the tokens" in md  # 61 tokens, -24%
     res = json.loads((out / "results.json").read_text())
     assert {c["claim"] for c in res["claims"] if c["holds"]} >= {"mean tokens fall monotonically with alpha"}
