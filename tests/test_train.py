@@ -273,11 +273,13 @@ def test_torchrun_two_ranks_match_one_process_with_the_same_global_batch(tmp_pat
 
 def test_fsdp_two_ranks_match_one_process_and_resume_exactly(tmp_path, one_process_run):
     """FSDP2 (the 7B preset's sharding) over gloo: parameters, gradients and AdamW state sharded in two,
-    checkpoints gathered into one Hugging Face folder, and the sharded optimizer state restored on resume."""
-    run_train(["--iters", "2", "--fsdp", "true"], tmp_path / "fsdp", nproc=2)
+    checkpoints gathered into one Hugging Face folder, and the sharded optimizer state restored on resume.
+    With activation checkpointing, as the r1 presets run (the toy preset turns it off)."""
+    sharded = ["--fsdp", "true", "--grad_ckpt", "true"]
+    run_train(["--iters", "2", *sharded], tmp_path / "fsdp", nproc=2)
     assert_same_run(one_process_run, tmp_path / "fsdp", 1e-4)
-    run_train(["--iters", "1", "--fsdp", "true"], tmp_path / "split", nproc=2)
-    out = run_train(["--iters", "2", "--fsdp", "true", "--resume", "true"], tmp_path / "split", nproc=2)
+    run_train(["--iters", "1", *sharded], tmp_path / "split", nproc=2)
+    out = run_train(["--iters", "2", *sharded, "--resume", "true"], tmp_path / "split", nproc=2)
     assert "at iteration 1" in out
     assert_exactly_the_same_run(tmp_path / "fsdp", tmp_path / "split")
 
