@@ -98,8 +98,9 @@ def attention(q, k, v, cu_seqlens=None, max_seqlen=None, cache=None):
         if flash:
             return flash.flash_attn_varlen_func(q[0], k[0], v[0], cu_seqlens, cu_seqlens, max_seqlen,
                                                 max_seqlen, causal=True)[None]
-        bounds = cu_seqlens.tolist()  # SDPA has no packed layout: one call per sequence
-        return torch.cat([attention(q[:, a:b], k[:, a:b], v[:, a:b]) for a, b in zip(bounds, bounds[1:])], 1)
+        lens = cu_seqlens.diff().tolist()  # SDPA has no packed layout: one call per sequence, split (whose
+        # backward is one cat) rather than sliced (whose backward adds a zero-padded copy of each piece)
+        return torch.cat([attention(*qkv) for qkv in zip(q.split(lens, 1), k.split(lens, 1), v.split(lens, 1))], 1)
     if flash:
         return flash.flash_attn_func(q, k, v, causal=True)
     y = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
