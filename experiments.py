@@ -28,6 +28,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 @dataclass
 class ExperimentConfig:
     alphas: str = "0,0.05,0.1,0.2,0.4"  # the alpha family
+    iters: int = 60  # RL iterations per run (train.py's toy preset runs 30: alpha 0.2 is then mid-way)
     seeds: int = 3  # training seeds per alpha (seeds 1..n)
     ablation_seeds: int = 3  # --adv_norm group at alpha 0.2
     lrs: str = "2e-4,1e-4,4e-5"  # SFT and DPO learning rates: the paper's 2x, 1x, 0.4x RL's, as for the toy
@@ -42,7 +43,7 @@ class ExperimentConfig:
 def jobs(cfg):
     """{name: (command, the file that says it is done, names it waits for)}."""
     py, out = sys.executable, cfg.out_dir
-    common = ["--eval_problems", str(cfg.eval_problems), "--threads", "1"]
+    common = ["--iters", str(cfg.iters), "--eval_problems", str(cfg.eval_problems), "--threads", "1"]
     todo = {"base": ([py, "eval.py", "--model", "toy-model", "--benchmark", "toy",
                       "--limit", str(cfg.eval_problems), "--temperature", "0.6", "--max_new_tokens", "200",
                       "--seed", "0", "--budgets", cfg.budgets, "--progress", "false",
@@ -76,15 +77,15 @@ def jobs(cfg):
     return todo
 
 
-def done(path):
+def done(path, iters):
     """A run is done when its result is on disk: an evaluation's metrics (eval.py writes the file first
-    with none), or the baselines' samples."""
-    return metrics(path) is not None if path.endswith(".json") else os.path.exists(os.path.join(HERE, path))
+    with none), of a model trained for `iters` iterations if train.py made it, or the baselines' samples."""
+    return metrics(path, iters) is not None if path.endswith(".json") else os.path.exists(os.path.join(HERE, path))
 
 
 def run_all(cfg):
     """Run what is not done, cfg.jobs at a time, in the order of jobs() (every setting's first seed first)."""
-    todo = {k: v for k, v in jobs(cfg).items() if not done(v[1])}
+    todo = {k: v for k, v in jobs(cfg).items() if not done(v[1], cfg.iters)}
     os.makedirs(os.path.join(HERE, cfg.out_dir, "logs"), exist_ok=True)
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
     running, t0, failed = {}, time.time(), []
@@ -118,9 +119,16 @@ def run_all(cfg):
 # -----------------------------------------------------------------------------
 # the report
 
-def metrics(path):
-    """eval.py's metrics of the toy benchmark in a results file, or None if the run is not done."""
+def metrics(path, iters=None):
+    """eval.py's metrics of the toy benchmark in a results file, or None if the run is not done. The final
+    evaluation of a train.py run counts only if its final model has `iters` iterations: a shorter run is
+    extended by --resume (which moves its evaluation into the kept iter_N/), a longer one is refused."""
     try:
+        state = os.path.join(HERE, os.path.dirname(path), "final", "state.json")  # train.py's, not baselines'
+        if iters is not None and os.path.exists(state):
+            with open(state) as f:
+                if json.load(f)["iter"] != iters:
+                    return None
         with open(os.path.join(HERE, path)) as f:
             return json.load(f)["benchmarks"]["toy"]
     except (OSError, ValueError, KeyError):
@@ -137,11 +145,11 @@ def collect(cfg):
     res = dict(base=metrics(f"{out}/base/eval_final.json"), alphas={}, grpo=[], sft={}, dpo={})
     for a in cfg.alphas.split(","):
         runs = [m for seed in range(1, cfg.seeds + 1)
-                if (m := metrics(f"{out}/rl-alpha{a}-seed{seed}/eval_final.json"))]
+                if (m := metrics(f"{out}/rl-alpha{a}-seed{seed}/eval_final.json", cfg.iters))]
         if runs:
             res["alphas"][a] = runs
     res["grpo"] = [m for seed in range(1, cfg.ablation_seeds + 1)
-                   if (m := metrics(f"{out}/grpo-alpha0.2-seed{seed}/eval_final.json"))]
+                   if (m := metrics(f"{out}/grpo-alpha0.2-seed{seed}/eval_final.json", cfg.iters))]
     for mode in ("sft", "dpo"):
         for lr in cfg.lrs.split(","):
             if m := metrics(f"{out}/baselines/{mode}-lr{float(lr):g}/eval_final.json"):

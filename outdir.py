@@ -90,7 +90,11 @@ def check_out_dir(cfg, final_evaluated, log):
     if final and done < cfg.iters:  # the finished model stays, as the checkpoint of its iteration
         kept = os.path.join(cfg.out_dir, f"iter_{done:06d}")
         os.replace(checkpoint, kept)
-        log(f"continuing a finished run past iteration {done}: its final model is kept as {kept}")
+        for f in ("eval_final.json", "eval_final.samples.jsonl"):  # its evaluation goes with it: what is
+            if os.path.exists(os.path.join(cfg.out_dir, f)):   # left in out_dir is never another model's
+                os.replace(os.path.join(cfg.out_dir, f), os.path.join(kept, f))
+        log(f"continuing a finished run past iteration {done}: its final model (and evaluation) is kept "
+            f"as {kept}")
         checkpoint = kept
     return checkpoint
 

@@ -97,6 +97,9 @@ def test_report_reads_the_runs_files_and_writes_the_table_the_claims_and_the_fig
     write("grpo-alpha0.2-seed1/eval_final.json", m(0.4, 20))
     write("baselines/sft-lr0.0001/eval_final.json", m(0.8, 50))
     (out / "rl-alpha0.4-seed3").mkdir()  # a run that never finished: no metrics, left out
+    write("rl-alpha0.2-seed3/eval_final.json", m(0.1, 10))  # a run of 30 iterations, not the 60 asked for:
+    (out / "rl-alpha0.2-seed3" / "final").mkdir()        # left out too
+    (out / "rl-alpha0.2-seed3" / "final" / "state.json").write_text('{"iter": 30}')
     fig = tmp_path / "fig.png"
     p = subprocess.run([sys.executable, "experiments.py", "--report", "true", "--seeds", "3", "--out_dir", str(out),
                         "--figure", str(fig), "--lrs", "1e-4"], cwd=ROOT, capture_output=True, text=True,
@@ -104,6 +107,7 @@ def test_report_reads_the_runs_files_and_writes_the_table_the_claims_and_the_fig
     assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
     md = (out / "results.md").read_text()
     assert "| RL, alpha 0.4 (2 seeds) | 84.5% ± 0.5% | 37.0 ± 0.0 (-54%) | 20 | 60 |" in md, md
+    assert "| RL, alpha 0.2 (2 seeds) |" in md
     assert "| SFT, lr 0.0001 | 80.0% | 50.0 (-38%) |" in md
     assert "| RL, alpha 0.4 | 20 (-50%), 84.5% | 60 (-50%), 84.5% |" in md  # per difficulty
     assert "- MISSED: alpha 0.2 cuts >= 40% of the tokens" in md  # 61 tokens, -24%
@@ -120,3 +124,5 @@ def test_every_setting_runs_once_before_any_runs_its_second_seed_and_the_baselin
     assert max(names.index(n) for n in firsts) < min(names.index(n) for n in names if n.endswith("seed2"))
     assert all(todo[n][2] == ["samples"] for n in names if n.startswith(("sft", "dpo")))
     assert "--adv_norm" in todo["grpo-alpha0.2-seed3"][0] and "--adv_norm" not in todo["rl-alpha0.2-seed3"][0]
+    cmd = todo["rl-alpha0.2-seed3"][0]
+    assert cmd[cmd.index("--iters") + 1] == "60"

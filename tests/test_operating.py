@@ -166,8 +166,11 @@ def test_resuming_a_finished_run_refuses_other_settings_and_extending_it_keeps_i
     assert (out / "config.json").read_text() == config
     p = train(out, "--iters", "2", "--resume")
     assert p.returncode == 0 and "nothing to do" in p.stdout
+    (out / "eval_final.json").write_text('{"benchmarks": {"toy": {"accuracy": 0.5}}}')  # iteration 2's
     p = train(out, "--iters", "3", "--resume")
-    assert p.returncode == 0 and "final model is kept as" in p.stdout, p.stderr[-3000:]
+    assert p.returncode == 0 and "final model (and evaluation) is kept as" in p.stdout, p.stderr[-3000:]
+    assert not (out / "eval_final.json").exists()  # it was the evaluation of iteration 2's model
+    assert "0.5" in (out / "iter_000002" / "eval_final.json").read_text()
     kept = load_weights(out / "iter_000002")
     assert all(torch.equal(kept[k], finished[k]) for k in finished)
     assert [m["iter"] for m in read_metrics(out)] == [1, 2, 3]
