@@ -22,6 +22,8 @@ import sys
 import time
 from dataclasses import dataclass
 
+from train import PRESETS
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -65,13 +67,14 @@ def jobs(cfg):
                                                   *common],
                                                  f"{d}/eval_final.json", [])
         if seed == 1:
-            todo["samples"] = ([py, "baselines.py", "sample", "--out_dir", f"{out}/baselines"],
+            seen = ["--prompts", str(cfg.iters * PRESETS["toy"]["prompts_per_iter"])]  # the RL runs' prompts
+            todo["samples"] = ([py, "baselines.py", "sample", "--out_dir", f"{out}/baselines", *seen],
                                f"{out}/baselines/samples.jsonl", [])
             for mode in ("sft", "dpo"):
                 for lr in cfg.lrs.split(","):
                     d = f"{out}/baselines/{mode}-lr{float(lr):g}"
                     todo[f"{mode}-lr{float(lr):g}"] = ([py, "baselines.py", mode, "--lr", lr,
-                                                        "--out_dir", f"{out}/baselines",
+                                                        "--out_dir", f"{out}/baselines", *seen,
                                                         "--eval_problems", str(cfg.eval_problems)],
                                                        f"{d}/eval_final.json", ["samples"])
     return todo
@@ -79,8 +82,14 @@ def jobs(cfg):
 
 def done(path, iters):
     """A run is done when its result is on disk: an evaluation's metrics (eval.py writes the file first
-    with none), of a model trained for `iters` iterations if train.py made it, or the baselines' samples."""
-    return metrics(path, iters) is not None if path.endswith(".json") else os.path.exists(os.path.join(HERE, path))
+    with none) of a model trained on `iters` iterations' prompts, or the baselines' samples of them."""
+    if path.endswith(".json"):
+        return metrics(path, iters) is not None
+    try:
+        with open(os.path.join(HERE, path)) as f:  # baselines.py's samples: were they drawn for these prompts?
+            return json.loads(f.readline())["sampling"]["prompts"] == iters * PRESETS["toy"]["prompts_per_iter"]
+    except (OSError, ValueError, KeyError):
+        return False
 
 
 def run_all(cfg):
@@ -121,13 +130,19 @@ def run_all(cfg):
 
 def metrics(path, iters=None):
     """eval.py's metrics of the toy benchmark in a results file, or None if the run is not done. The final
-    evaluation of a train.py run counts only if its final model has `iters` iterations: a shorter run is
-    extended by --resume (which moves its evaluation into the kept iter_N/), a longer one is refused."""
+    evaluation of a train.py run counts only if its final model has `iters` iterations (a shorter run is
+    extended by --resume, which moves its evaluation into the kept iter_N/), and a baselines.py model's
+    only if it was trained on the prompts of `iters` iterations (its config.json says how many)."""
     try:
-        state = os.path.join(HERE, os.path.dirname(path), "final", "state.json")  # train.py's, not baselines'
-        if iters is not None and os.path.exists(state):
+        run = os.path.join(HERE, os.path.dirname(path))
+        state, config = os.path.join(run, "final", "state.json"), os.path.join(run, "config.json")
+        if iters is not None and os.path.exists(state):  # train.py's
             with open(state) as f:
                 if json.load(f)["iter"] != iters:
+                    return None
+        elif iters is not None and os.path.exists(config):  # baselines.py's
+            with open(config) as f:
+                if json.load(f)["prompts"] != iters * PRESETS["toy"]["prompts_per_iter"]:
                     return None
         with open(os.path.join(HERE, path)) as f:
             return json.load(f)["benchmarks"]["toy"]
@@ -152,7 +167,7 @@ def collect(cfg):
                    if (m := metrics(f"{out}/grpo-alpha0.2-seed{seed}/eval_final.json", cfg.iters))]
     for mode in ("sft", "dpo"):
         for lr in cfg.lrs.split(","):
-            if m := metrics(f"{out}/baselines/{mode}-lr{float(lr):g}/eval_final.json"):
+            if m := metrics(f"{out}/baselines/{mode}-lr{float(lr):g}/eval_final.json", cfg.iters):
                 res[mode][f"{float(lr):g}"] = m
     return res
 

@@ -96,6 +96,9 @@ def test_report_reads_the_runs_files_and_writes_the_table_the_claims_and_the_fig
             write(f"rl-alpha{a}-seed{seed}/eval_final.json", m(acc, 85 - 12 * i, {"2": 40 - 5 * i, "6": 120 - 15 * i}))
     write("grpo-alpha0.2-seed1/eval_final.json", m(0.4, 20))
     write("baselines/sft-lr0.0001/eval_final.json", m(0.8, 50))
+    (out / "baselines/sft-lr0.0001/config.json").write_text('{"prompts": 960}')  # 60 iterations x 16 prompts
+    write("baselines/dpo-lr0.0001/eval_final.json", m(0.2, 30))  # trained on 30 iterations' prompts: left out
+    (out / "baselines/dpo-lr0.0001/config.json").write_text('{"prompts": 480}')
     (out / "rl-alpha0.4-seed3").mkdir()  # a run that never finished: no metrics, left out
     write("rl-alpha0.2-seed3/eval_final.json", m(0.1, 10))  # a run of 30 iterations, not the 60 asked for:
     (out / "rl-alpha0.2-seed3" / "final").mkdir()        # left out too
@@ -109,6 +112,7 @@ def test_report_reads_the_runs_files_and_writes_the_table_the_claims_and_the_fig
     assert "| RL, alpha 0.4 (2 seeds) | 84.5% ± 0.5% | 37.0 ± 0.0 (-54%) | 20 | 60 |" in md, md
     assert "| RL, alpha 0.2 (2 seeds) |" in md
     assert "| SFT, lr 0.0001 | 80.0% | 50.0 (-38%) |" in md
+    assert "DPO" not in md
     assert "| RL, alpha 0.4 | 20 (-50%), 84.5% | 60 (-50%), 84.5% |" in md  # per difficulty
     assert "- MISSED: alpha 0.2 cuts >= 40% of the tokens" in md  # 61 tokens, -24%
     res = json.loads((out / "results.json").read_text())
@@ -126,3 +130,14 @@ def test_every_setting_runs_once_before_any_runs_its_second_seed_and_the_baselin
     assert "--adv_norm" in todo["grpo-alpha0.2-seed3"][0] and "--adv_norm" not in todo["rl-alpha0.2-seed3"][0]
     cmd = todo["rl-alpha0.2-seed3"][0]
     assert cmd[cmd.index("--iters") + 1] == "60"
+    for name in ("samples", "sft-lr0.0001", "dpo-lr4e-05"):  # the baselines see the RL runs' 60 x 16 prompts
+        cmd = todo[name][0]
+        assert cmd[cmd.index("--prompts") + 1] == "960"
+
+
+def test_samples_drawn_for_other_prompts_are_not_taken_as_done(tmp_path):
+    path = tmp_path / "samples.jsonl"
+    for prompts, done in ((960, True), (480, False)):
+        path.write_text(json.dumps(dict(prompt=0, tokens=[1], sampling=dict(prompts=prompts))) + "\n")
+        assert ex.done(str(path), 60) is done
+    assert not ex.done(str(tmp_path / "none.jsonl"), 60)
