@@ -37,6 +37,12 @@ def make_tiny_model(out_dir, seed=0, **kw):
     return str(out_dir)
 
 
+def pytest_collection_modifyitems(items):
+    """The longest test (two RL runs of minutes) first: with -n 2 the other process runs the rest meanwhile,
+    instead of one process finishing it alone at the end."""
+    items.sort(key=lambda item: "test_toy_rl.py" not in item.nodeid)
+
+
 @pytest.fixture(autouse=True, scope="session")
 def one_thread():
     """Every test runs on one torch thread, as the subprocesses do (OMP_NUM_THREADS=1): tiny matmuls gain
