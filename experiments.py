@@ -336,25 +336,27 @@ def figure(res, alphas, path):
                     yerr=[100 * s["accuracy_spread"] for _, s in fam],
                     fmt="o-", color="C0", capsize=3, label="RL, alpha family (mean, seed half-range)",
                     zorder=3)
-        for a, s in fam:
-            ax.annotate(f"α={a}", (s["tokens"], 100 * s["accuracy"]), fontsize=8, xytext=(4, -10),
-                        textcoords="offset points")
+        for i, (a, s) in enumerate(fam):  # labels below and above by turns: neighbours may be close
+            ax.annotate(f"α={a}", (s["tokens"], 100 * s["accuracy"]), fontsize=8,
+                        xytext=(4, -12 if i % 2 == 0 else 6), textcoords="offset points")
     if res["grpo"]:
         s = summary(res["grpo"])
         ax.errorbar(s["tokens"], 100 * s["accuracy"], xerr=s["tokens_spread"],
                     yerr=100 * s["accuracy_spread"],
                     fmt="x", color="C3", ms=9, capsize=3, label="RL α=0.2, GRPO per-prompt std", zorder=3)
     for mode, marker, color in (("sft", "s", "C2"), ("dpo", "D", "C1")):
-        for lr, m in res[mode].items():
+        for i, (lr, m) in enumerate(res[mode].items()):
             ax.scatter(m["mean_tokens"], 100 * m["accuracy"], marker=marker, color=color,
                        label=(f"{mode.upper()} (lr {', '.join(res[mode])})" if lr == next(iter(res[mode]))
                               else None))
-            ax.annotate(lr, (m["mean_tokens"], 100 * m["accuracy"]), fontsize=6, xytext=(3, 3),
-                        textcoords="offset points")
+            ax.annotate(f"lr {lr}", (m["mean_tokens"], 100 * m["accuracy"]), fontsize=6, color=color,
+                        xytext=(8, 4 - 8 * i), textcoords="offset points",  # stacked: the points may touch
+                        arrowprops=dict(arrowstyle="-", color=color, lw=0.5))
     ax.set_xlabel("mean tokens per response (held-out, T = 0.6)")
     ax.set_ylabel("accuracy (%), derivation checked")
     ax.set_title("The built-in task: accuracy against tokens")
     ax.grid(alpha=0.3)
+    ax.margins(x=0.07)  # room for the labels of the outermost points
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     os.makedirs(os.path.dirname(os.path.join(HERE, path)) or ".", exist_ok=True)
