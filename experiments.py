@@ -42,6 +42,11 @@ class ExperimentConfig:
     report: bool = False  # only write the figure and the table from the runs that are done
 
 
+def prompts_seen(iters):
+    """The training prompts an RL run of `iters` iterations sees, which the baselines are trained on."""
+    return iters * PRESETS["toy"]["prompts_per_iter"]
+
+
 def jobs(cfg):
     """{name: (command, the file that says it is done, names it waits for)}."""
     py, out = sys.executable, cfg.out_dir
@@ -67,7 +72,7 @@ def jobs(cfg):
                                                   *common],
                                                  f"{d}/eval_final.json", [])
         if seed == 1:
-            seen = ["--prompts", str(cfg.iters * PRESETS["toy"]["prompts_per_iter"])]  # the RL runs' prompts
+            seen = ["--prompts", str(prompts_seen(cfg.iters))]
             todo["samples"] = ([py, "baselines.py", "sample", "--out_dir", f"{out}/baselines", *seen],
                                f"{out}/baselines/samples.jsonl", [])
             for mode in ("sft", "dpo"):
@@ -87,7 +92,7 @@ def done(path, iters):
         return metrics(path, iters) is not None
     try:
         with open(os.path.join(HERE, path)) as f:  # baselines.py's samples: were they drawn for these prompts?
-            return json.loads(f.readline())["sampling"]["prompts"] == iters * PRESETS["toy"]["prompts_per_iter"]
+            return json.loads(f.readline())["sampling"]["prompts"] == prompts_seen(iters)
     except (OSError, ValueError, KeyError):
         return False
 
@@ -142,7 +147,7 @@ def metrics(path, iters=None):
                     return None
         elif iters is not None and os.path.exists(config):  # baselines.py's
             with open(config) as f:
-                if json.load(f)["prompts"] != iters * PRESETS["toy"]["prompts_per_iter"]:
+                if json.load(f)["prompts"] != prompts_seen(iters):
                     return None
         with open(os.path.join(HERE, path)) as f:
             return json.load(f)["benchmarks"]["toy"]

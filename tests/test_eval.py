@@ -23,8 +23,8 @@ def write_jsonl(path, rows):
 
 
 def run_eval(args, torchrun=False):
-    cmd = [sys.executable] + (["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"] if torchrun else []) + \
-        [os.path.join(ROOT, "eval.py")] + args
+    launch = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"] if torchrun else []
+    cmd = [sys.executable, *launch, os.path.join(ROOT, "eval.py"), *args]
     p = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=180)
     assert p.returncode == 0, p.stdout + p.stderr
     return p
