@@ -298,7 +298,8 @@ def bench_sample(cfg, device, dtype):
             methods["cont. graphs"] = lambda ps: run_ours(ours, ps, B, cfg, True, cuda_graph=True)
         # the Triton kernel against SDPA
         if cuda and paged_attention.triton and paged_attention.flash_attn is None:
-            methods["cont. SDPA gather"] = lambda ps: without_triton(lambda: run_ours(ours, ps, B, cfg, True))
+            methods["cont. SDPA gather"] = lambda ps: without_triton(lambda: run_ours(ours, ps, B, cfg, True,
+                                                                                      paged=True))
         if cfg.compile:
             methods["cont. compiled" + " + graphs" * cuda] = lambda ps: run_ours(
                 ours, ps, B, cfg, True, compile=True, cuda_graph=cuda)

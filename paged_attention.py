@@ -8,7 +8,9 @@ FlashAttention from here when it is installed. Which kernel runs:
                                   the next line
     our Triton kernel (below)     CUDA (or TRITON_INTERPRET=1 on the CPU), paged, one new token per row
     SDPA                          everywhere else: each row's pages gathered into a padded copy, then
-                                  masked attention (and the fallback if the Triton kernel cannot compile)
+                                  masked attention (and the fallback if the Triton kernel cannot compile);
+                                  where the cache has room for every row, sample.py gives each row one
+                                  contiguous stretch instead (no pages), which SDPA reads in place
 
 The Triton kernel exists because without it SDPA gathers every row's pages into a padded (B, longest row,
 Hkv, D) copy per layer and step: three passes over the keys and values instead of one, padded to the
@@ -107,7 +109,7 @@ def decode_path(cfg, device, dtype):
         return "flash-attn"
     if supported(q, k_cache):
         return "Triton paged kernel"
-    return "SDPA, pages gathered per layer"
+    return "SDPA"
 
 
 # -----------------------------------------------------------------------------

@@ -3,12 +3,14 @@ KV-cached batched sampling of many variable-length responses at once, with conti
 
 A fixed number of rows are decoded together over one paged KV cache. Each prompt is prefilled once; a
 sample starts by copying its prompt's keys and values into a free row's pages, and when a row ends (EOS or
-the length limit) the next waiting sample takes it, so no row decodes padding while work is waiting.
+the length limit) the next waiting sample takes it, so no row decodes padding while work is waiting. Where
+attention runs through SDPA (the CPU), which cannot read pages in place, and the cache has room for every
+row, each row owns one contiguous stretch instead (Tuning.paged).
 Randomness is counter-based, keyed by (seed, sample id, step): a sample draws the same numbers whatever
 row, batch or rank it runs in. The decode step works in place and never syncs with the host, so on a GPU
 it replays as a CUDA graph (cuda_graph=True). The engine, in named parts:
 
-    PagePool     the KV cache's pages and their free list; a row owns pages as it grows
+    PagePool     the KV cache's pages and their free list; a row owns pages as it grows (or one stretch)
     Rows         the rows decoded together: device tensors for the step, a host mirror for the scheduler
     Scheduler    harvest finished rows, make room (evict the youngest sample), admit waiting samples
     DecodeStep   one in-place decode step of every row: forward, sample, append, retire
@@ -44,6 +46,9 @@ class Tuning:
     prefill_batch: int = 16  # prompts per prefill forward
     continuous: bool = True  # False: the lock-step baseline, where a batch decodes until its longest row ends
     compile: bool = False  # the decode step through torch.compile(fullgraph=True): proof that it never syncs
+    paged: bool = None  # None: pages where a kernel reads them in place (flash-attn, Triton) or where the
+    #                     cache is too small for every row; else each row its own contiguous stretch, which
+    #                     SDPA reads in place instead of gathering the pages at every layer and step
 
 
 def check_context(config, prompt_tokens, max_new_tokens):
@@ -106,12 +111,19 @@ def generate(model, prompts, *, n=1, max_new_tokens, eos_token_id, temperature=1
     if n_blocks < max_blocks:
         raise ValueError(f"kv_tokens {kv_tokens} cannot hold one sample of {longest + max_new_tokens} "
                          "positions: raise kv_tokens or lower max_new_tokens")
+    import paged_attention  # imported on first use, as model.py does
+    room = n_blocks == S * max_blocks  # every row can reach the length limit at once: no eviction
+    paged = opt.paged if opt.paged is not None else (
+        not room or not paged_attention.decode_path(cfg, device, dtype).startswith("SDPA"))
+    if not paged and not room:
+        raise ValueError(f"paged=False gives each of the {S} rows its own stretch of the cache, which "
+                         f"kv_tokens {kv_tokens} cannot hold: drop kv_tokens, or leave paged at None")
     model.eval()
 
-    pool = PagePool(cfg, n_blocks, bs, max_blocks, device, dtype)
+    pool = PagePool(cfg, n_blocks, bs, max_blocks, device, dtype, None if paged else S)
     rows = Rows(S, N, max_blocks, pool, device)
     step = DecodeStep(model, rows, N, max_new_tokens, eos_token_id, temperature, top_p, seed, sample_offset,
-                      opt.compile)
+                      bs, opt.compile)
     runner = GraphRunner(step, max_blocks, device) if cuda_graph else None
     sched = Scheduler(pool, rows, step, prefill(model, prompts, bs, opt.prefill_batch), prompts, n, ahead)
     progress = progress and sys.stderr.isatty()  # a live bar on a terminal; in a log every frame would stay
@@ -167,15 +179,19 @@ def prefill(model, prompts, bs, batch_size):
 class PagePool:
     """The paged KV cache: k and v (layers, blocks, block_size, Hkv, D) and the free list. Block 0 is
     scratch: idle rows write there and unused block-table entries point at it. Pages are handed to a row as
-    it grows and come back when its sample ends or is evicted."""
+    it grows and come back when its sample ends or is evicted.
+    Unpaged (S rows given): k and v (layers, S, max_blocks * block_size, Hkv, D), row s's stretch s for the
+    whole call: room for every row, so nothing to hand out, nothing to evict, and no block table."""
 
-    def __init__(self, cfg, n_blocks, block_size, max_blocks, device, dtype):
-        self.kv = KVCache.empty(cfg, n_blocks + 1, block_size, device, dtype)
+    def __init__(self, cfg, n_blocks, block_size, max_blocks, device, dtype, unpaged_rows=None):
+        self.paged = unpaged_rows is None
+        self.kv = (KVCache.empty(cfg, n_blocks + 1, block_size, device, dtype) if self.paged
+                   else KVCache.empty(cfg, unpaged_rows, max_blocks * block_size, device, dtype))
         self.bs, self.max_blocks = block_size, max_blocks
-        self.free = list(range(n_blocks, 0, -1))
+        self.free = list(range(n_blocks, 0, -1)) if self.paged else []
 
     def blocks_for(self, n_tokens):
-        return min(self.max_blocks, -(-n_tokens // self.bs))
+        return min(self.max_blocks, -(-n_tokens // self.bs)) if self.paged else 0
 
     def grow(self, rows, s, n_tokens):
         """Give row s pages for n_tokens positions; False when the pool runs dry (it keeps what it got)."""
@@ -200,7 +216,7 @@ class Rows:
 
     def __init__(self, S, N, max_blocks, pool, device):
         self.cache = KVCache(pool.kv.k, pool.kv.v, torch.zeros(S, dtype=torch.int32, device=device),
-                             torch.zeros(S, max_blocks, dtype=torch.int32, device=device))
+                             torch.zeros(S, max_blocks, dtype=torch.int32, device=device) if pool.paged else None)
         self.token = torch.zeros(S, dtype=torch.long, device=device)
         self.active = torch.zeros(S, dtype=torch.bool, device=device)
         self.sample = torch.full((S,), N, dtype=torch.long, device=device)
@@ -214,12 +230,16 @@ class Rows:
 
     def clear(self, s):
         self.host_sample[s], self.host_len[s], self.blocks[s] = None, 0, []
-        self.cache.block_table[s], self.cache.seqlens[s], self.active[s] = 0, 0, False
+        self.cache.seqlens[s], self.active[s] = 0, False
+        if self.cache.block_table is not None:
+            self.cache.block_table[s] = 0
 
     def keep(self, live):
-        """Keep only the rows `live` (new, smaller tensors)."""
+        """Keep only the rows `live` (new, smaller tensors; unpaged, a copy of their stretches)."""
         idx = torch.tensor(live, device=self.token.device)
-        self.cache = KVCache(self.cache.k, self.cache.v, self.cache.seqlens[idx], self.cache.block_table[idx])
+        c = self.cache
+        self.cache = (KVCache(c.k, c.v, c.seqlens[idx], c.block_table[idx]) if c.block_table is not None
+                      else KVCache(c.k[:, idx], c.v[:, idx], c.seqlens[idx]))
         self.token, self.active, self.sample = self.token[idx], self.active[idx], self.sample[idx]
         self.host_sample = [self.host_sample[s] for s in live]
         self.host_len = [self.host_len[s] for s in live]
@@ -266,14 +286,17 @@ class Scheduler:
                 self.pending.popleft()
 
     def start(self, s, j):
-        """Sample j in row s: its prompt's keys and values are copied into fresh pages."""
+        """Sample j in row s: its prompt's keys and values are copied into fresh pages (or the row's stretch)."""
         rows, pool, g = self.rows, self.pool, j // self.n
         L = len(self.prompts[g]) - 1
         if len(pool.free) < pool.blocks_for(L + self.ahead):
             return False
         pool.grow(rows, s, L + self.ahead)
         nb = -(-L // pool.bs)
-        if nb:
+        if not pool.paged:
+            rows.cache.k[:, s, :L] = self.prefix.k[:, g, :L]
+            rows.cache.v[:, s, :L] = self.prefix.v[:, g, :L]
+        elif nb:
             blocks = torch.tensor(rows.blocks[s][:nb], device=rows.token.device)
             pool.kv.k[:, blocks] = self.prefix.k[:, g, :nb * pool.bs].unflatten(1, (nb, pool.bs))
             pool.kv.v[:, blocks] = self.prefix.v[:, g, :nb * pool.bs].unflatten(1, (nb, pool.bs))
@@ -290,11 +313,11 @@ class DecodeStep:
     writes of idle rows."""
 
     def __init__(self, model, rows, N, max_new_tokens, eos_token_id, temperature, top_p, seed, sample_offset,
-                 compile=False):
+                 block_size, compile=False):
         device = rows.token.device
         self.model, self.rows, self.N, self.max_new = model, rows, N, max_new_tokens
         self.eos_token_id, self.temperature, self.top_p = eos_token_id, temperature, top_p
-        self.bs = rows.cache.k.shape[2]
+        self.bs = block_size
         self.tokens = torch.zeros(N + 1, max_new_tokens, dtype=torch.long, device=device)
         self.logprobs = torch.zeros(N + 1, max_new_tokens, device=device)
         self.lengths = torch.zeros(N + 1, dtype=torch.long, device=device)
@@ -308,7 +331,7 @@ class DecodeStep:
         self.run(nb)
 
     def decode(self, nb):
-        """The step, attending over the first nb pages of every row's table."""
+        """The step, attending over the first nb pages of every row (nb * block_size positions)."""
         rows = self.rows
         was_active = rows.active.clone()
         logits = self.model(rows.token[:, None], cache=rows.cache.prefix(nb * self.bs))

@@ -190,6 +190,40 @@ def test_samples_independent_of_slots_sync_every_rank_split_and_cache_evictions(
                                        rtol=1e-5, atol=1e-5)
 
 
+def test_unpaged_rows_are_the_cpu_default_and_sample_bit_for_bit_as_pages(model, monkeypatch):
+    """Where decoding runs through SDPA (here) and the cache has room for every row, each row owns one
+    contiguous stretch, which SDPA reads in place instead of a copy of the row's pages: the same attention
+    over the same positions, so the same tokens and log-probs bit for bit, through refills, the tail
+    compaction and the lock-step mode. A cache too small for every row needs pages: paged=False refuses."""
+    prompts = prompts_of([4, 1, 9, 6], seed=5)
+    kw = dict(n=3, max_new_tokens=12, temperature=1.0, seed=11)
+    free = generate(model, prompts, eos_token_id=-1, **kw)
+    kw["eos_token_id"] = Counter(t for c in free for t in c.tokens[:6]).most_common(1)[0][0]  # many stop early
+    tables = []  # the block table of every decode call: None when the rows are unpaged
+    attend = paged_attention.cached_attention
+
+    def recorded(q, *args):
+        if q.shape[1] == 1:
+            tables.append(args[-1])
+        return attend(q, *args)
+    monkeypatch.setattr(paged_attention, "cached_attention", recorded)
+    for extra in (dict(), dict(slots=4, sync_every=3), dict(slots=5, continuous=False)):
+        tables.clear()
+        unpaged = generate(model, prompts, **kw, **extra)
+        assert tables and all(t is None for t in tables)
+        tables.clear()
+        paged = generate(model, prompts, paged=True, **kw, **extra)
+        assert tables and all(t is not None for t in tables)
+        assert 0 < sum(c.finished for c in paged) < len(paged)
+        assert [(c.tokens, c.logprobs, c.finished) for c in unpaged] == \
+            [(c.tokens, c.logprobs, c.finished) for c in paged]
+    tables.clear()
+    generate(model, prompts, kv_tokens=24, block_size=4, **kw)  # too small for every row: pages, evictions
+    assert tables and all(t is not None for t in tables)
+    with pytest.raises(ValueError, match="paged=False gives each of the 6 rows its own stretch"):
+        generate(model, prompts, kv_tokens=24, block_size=4, paged=False, slots=6, **kw)
+
+
 def test_stats_count_the_decode_steps_and_cuda_graph_needs_cuda(model):
     prompts = prompts_of([4, 1, 9], seed=3)
     calls = []  # decode forwards: one new token per row
