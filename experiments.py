@@ -56,7 +56,9 @@ def jobs(cfg):
                       "--seed", "0", "--budgets", cfg.budgets, "--progress", "false",
                       "--out", f"{out}/base/eval_final.json"],
                      f"{out}/base/eval_final.json", [])}
-    # seed by seed, so that a partial run has every setting once before any has its second seed
+    # seed by seed, so that a partial run has every setting once before any has its second seed; the
+    # baselines' fine-tunes (1-3 minutes each) last, longest first, to even out the two cores' last runs
+    seen = ["--prompts", str(prompts_seen(cfg.iters))]
     for seed in range(1, max(cfg.seeds, cfg.ablation_seeds) + 1):
         for a in cfg.alphas.split(",") if seed <= cfg.seeds else []:
             d = f"{out}/rl-alpha{a}-seed{seed}"
@@ -72,16 +74,15 @@ def jobs(cfg):
                                                   *common],
                                                  f"{d}/eval_final.json", [])
         if seed == 1:
-            seen = ["--prompts", str(prompts_seen(cfg.iters))]
             todo["samples"] = ([py, "baselines.py", "sample", "--out_dir", f"{out}/baselines", *seen],
                                f"{out}/baselines/samples.jsonl", [])
-            for mode in ("sft", "dpo"):
-                for lr in cfg.lrs.split(","):
-                    d = f"{out}/baselines/{mode}-lr{float(lr):g}"
-                    todo[f"{mode}-lr{float(lr):g}"] = ([py, "baselines.py", mode, "--lr", lr,
-                                                        "--out_dir", f"{out}/baselines", *seen,
-                                                        "--eval_problems", str(cfg.eval_problems)],
-                                                       f"{d}/eval_final.json", ["samples"])
+    for mode in ("dpo", "sft"):
+        for lr in cfg.lrs.split(","):
+            d = f"{out}/baselines/{mode}-lr{float(lr):g}"
+            todo[f"{mode}-lr{float(lr):g}"] = ([py, "baselines.py", mode, "--lr", lr,
+                                                "--out_dir", f"{out}/baselines", *seen,
+                                                "--eval_problems", str(cfg.eval_problems)],
+                                               f"{d}/eval_final.json", ["samples"])
     return todo
 
 

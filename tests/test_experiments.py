@@ -120,13 +120,15 @@ def test_report_reads_the_runs_files_and_writes_the_table_the_claims_and_the_fig
     assert fig.stat().st_size > 10_000
 
 
-def test_every_setting_runs_once_before_any_runs_its_second_seed_and_the_baselines_wait_for_their_samples():
+def test_every_setting_runs_once_before_any_runs_its_second_seed_and_the_fine_tunes_come_last():
     todo = ex.jobs(ex.ExperimentConfig())
     names = list(todo)
     assert len(names) == 1 + 5 * 3 + 3 + 1 + 6
-    firsts = [n for n in names if n.endswith("seed1")] + ["base", "samples", "sft-lr0.0001", "dpo-lr4e-05"]
+    firsts = [n for n in names if n.endswith("seed1")] + ["base", "samples"]
     assert max(names.index(n) for n in firsts) < min(names.index(n) for n in names if n.endswith("seed2"))
-    assert all(todo[n][2] == ["samples"] for n in names if n.startswith(("sft", "dpo")))
+    tunes = [n for n in names if n.startswith(("sft", "dpo"))]
+    assert names[-6:] == tunes and tunes[0].startswith("dpo")  # the short runs last, the longer DPO first
+    assert all(todo[n][2] == ["samples"] for n in tunes)
     assert "--adv_norm" in todo["grpo-alpha0.2-seed3"][0] and "--adv_norm" not in todo["rl-alpha0.2-seed3"][0]
     cmd = todo["rl-alpha0.2-seed3"][0]
     assert cmd[cmd.index("--iters") + 1] == "60"
