@@ -181,7 +181,8 @@ class PagePool:
     scratch: idle rows write there and unused block-table entries point at it. Pages are handed to a row as
     it grows and come back when its sample ends or is evicted.
     Unpaged (S rows given): k and v (layers, S, max_blocks * block_size, Hkv, D), row s's stretch s for the
-    whole call: room for every row, so nothing to hand out, nothing to evict, and no block table."""
+    whole call: room for every row, so nothing to hand out, nothing to evict, and no block table (an idle
+    row writes at position 0 of its own stretch, which the next sample's prompt overwrites)."""
 
     def __init__(self, cfg, n_blocks, block_size, max_blocks, device, dtype, unpaged_rows=None):
         self.paged = unpaged_rows is None
