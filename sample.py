@@ -182,7 +182,8 @@ class PagePool:
     it grows and come back when its sample ends or is evicted.
     Unpaged (S rows given): k and v (layers, S, max_blocks * block_size, Hkv, D), row s's stretch s for the
     whole call: room for every row, so nothing to hand out, nothing to evict, and no block table (an idle
-    row writes at position 0 of its own stretch, which the next sample's prompt overwrites)."""
+    row writes in its own stretch, just past its last sample or at position 0 once emptied, where nothing
+    reads before the next prompt overwrites it)."""
 
     def __init__(self, cfg, n_blocks, block_size, max_blocks, device, dtype, unpaged_rows=None):
         self.paged = unpaged_rows is None
@@ -211,13 +212,13 @@ class PagePool:
 
 class Rows:
     """The S rows decoded together. On the device, what the decode step reads and writes in place: each
-    row's cache view (seqlens (S,), block_table (S, max_blocks)), its next input token, whether it is active
-    and the sample it holds (N: none). On the host, a mirror (sample, length, pages) that the scheduler
-    reads without a sync."""
+    row's cache view (seqlens (S,), block_table (S, max_blocks) or None unpaged), its next input token,
+    whether it is active and the sample it holds (N: none). On the host, a mirror (sample, length, pages)
+    that the scheduler reads without a sync."""
 
     def __init__(self, S, N, max_blocks, pool, device):
-        self.cache = KVCache(pool.kv.k, pool.kv.v, torch.zeros(S, dtype=torch.int32, device=device),
-                             torch.zeros(S, max_blocks, dtype=torch.int32, device=device) if pool.paged else None)
+        table = torch.zeros(S, max_blocks, dtype=torch.int32, device=device) if pool.paged else None
+        self.cache = KVCache(pool.kv.k, pool.kv.v, torch.zeros(S, dtype=torch.int32, device=device), table)
         self.token = torch.zeros(S, dtype=torch.long, device=device)
         self.active = torch.zeros(S, dtype=torch.bool, device=device)
         self.sample = torch.full((S,), N, dtype=torch.long, device=device)
@@ -236,11 +237,18 @@ class Rows:
             self.cache.block_table[s] = 0
 
     def keep(self, live):
-        """Keep only the rows `live` (new, smaller tensors; unpaged, a copy of their stretches)."""
+        """Keep only the rows `live` (ascending): new, smaller tensors for the rows' state. Unpaged, the live
+        stretches move to the front of the cache in place, so no second cache is ever allocated."""
         idx = torch.tensor(live, device=self.token.device)
         c = self.cache
-        self.cache = (KVCache(c.k, c.v, c.seqlens[idx], c.block_table[idx]) if c.block_table is not None
-                      else KVCache(c.k[:, idx], c.v[:, idx], c.seqlens[idx]))
+        if c.block_table is not None:
+            self.cache = KVCache(c.k, c.v, c.seqlens[idx], c.block_table[idx])
+        else:
+            for i, s in enumerate(live):  # i <= s: a stretch is read before anything lands on it
+                if i != s:
+                    c.k[:, i].copy_(c.k[:, s])
+                    c.v[:, i].copy_(c.v[:, s])
+            self.cache = KVCache(c.k[:, :len(live)], c.v[:, :len(live)], c.seqlens[idx])
         self.token, self.active, self.sample = self.token[idx], self.active[idx], self.sample[idx]
         self.host_sample = [self.host_sample[s] for s in live]
         self.host_len = [self.host_len[s] for s in live]
@@ -287,7 +295,7 @@ class Scheduler:
                 self.pending.popleft()
 
     def start(self, s, j):
-        """Sample j in row s: its prompt's keys and values are copied into fresh pages (or the row's stretch)."""
+        """Sample j in row s: its prompt's keys and values are copied into fresh pages or the row's stretch."""
         rows, pool, g = self.rows, self.pool, j // self.n
         L = len(self.prompts[g]) - 1
         if len(pool.free) < pool.blocks_for(L + self.ahead):
@@ -309,7 +317,8 @@ class Scheduler:
 class DecodeStep:
     """One decode step of every row, in place only (a CUDA graph replays it on the same memory): feed each
     row its token, sample the next one from counter-based uniforms, append it to the row's sample, and
-    retire rows that hit EOS or the length limit. Idle rows run too, on scratch, and change nothing.
+    retire rows that hit EOS or the length limit. Idle rows run too and change nothing (they write where
+    nothing reads: the scratch page, or unpaged their own stretch).
     Outputs: tokens and log-probs (N + 1, max_new_tokens), lengths and eos (N + 1,); row N takes the
     writes of idle rows."""
 

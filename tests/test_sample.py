@@ -194,29 +194,37 @@ def test_unpaged_rows_are_the_cpu_default_and_sample_bit_for_bit_as_pages(model,
     """Where decoding runs through SDPA (here) and the cache has room for every row, each row owns one
     contiguous stretch, which SDPA reads in place instead of a copy of the row's pages: the same attention
     over the same positions, so the same tokens and log-probs bit for bit, through refills, the tail
-    compaction and the lock-step mode. A cache too small for every row needs pages: paged=False refuses."""
+    compaction and the lock-step mode. The compaction moves the live rows' stretches within the one cache
+    (a copy would hold a second cache). A cache too small for every row needs pages: paged=False refuses."""
     prompts = prompts_of([4, 1, 9, 6], seed=5)
     kw = dict(n=3, max_new_tokens=12, temperature=1.0, seed=11)
     free = generate(model, prompts, eos_token_id=-1, **kw)
     kw["eos_token_id"] = Counter(t for c in free for t in c.tokens[:6]).most_common(1)[0][0]  # many stop early
     tables = []  # the block table of every decode call: None when the rows are unpaged
+    caches = []  # (rows, storage) of every decode call's k_cache
     attend = paged_attention.cached_attention
 
-    def recorded(q, *args):
+    def recorded(q, k, v, k_cache, *args):
         if q.shape[1] == 1:
             tables.append(args[-1])
-        return attend(q, *args)
+            caches.append((k_cache.shape[0], k_cache.untyped_storage().data_ptr()))
+        return attend(q, k, v, k_cache, *args)
     monkeypatch.setattr(paged_attention, "cached_attention", recorded)
+    compacted = []
     for extra in (dict(), dict(slots=4, sync_every=3), dict(slots=5, continuous=False)):
         tables.clear()
+        caches.clear()
         unpaged = generate(model, prompts, **kw, **extra)
         assert tables and all(t is None for t in tables)
+        assert len({ptr for _, ptr in caches}) == 1  # all layers, all steps: one cache
+        compacted.append(len({rows for rows, _ in caches}) > 1)
         tables.clear()
         paged = generate(model, prompts, paged=True, **kw, **extra)
         assert tables and all(t is not None for t in tables)
         assert 0 < sum(c.finished for c in paged) < len(paged)
         assert [(c.tokens, c.logprobs, c.finished) for c in unpaged] == \
             [(c.tokens, c.logprobs, c.finished) for c in paged]
+    assert any(compacted)
     tables.clear()
     generate(model, prompts, kv_tokens=24, block_size=4, **kw)  # too small for every row: pages, evictions
     assert tables and all(t is not None for t in tables)
@@ -260,14 +268,16 @@ def test_compiled_decode_step_is_one_graph_and_samples_as_the_eager_one(model):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_cuda_graph_decode_equals_eager_decode(model_dir, dtype):
     """Replaying captured decode steps runs the same kernels on the same memory as the eager steps: the same
-    tokens and log-probs, through slot refills, the tail compaction (new graphs) and cache evictions."""
+    tokens and log-probs, through slot refills, the tail compaction (new graphs), cache evictions and
+    unpaged rows (SDPA reading each row's stretch)."""
     gpu = Qwen2.from_pretrained(model_dir, device="cuda", dtype=dtype).eval()
     prompts = prompts_of([4, 1, 9, 6, 30], seed=5)
     kw = dict(n=3, max_new_tokens=300, temperature=1.0, seed=11)  # two 256-position blocks: two table widths
     free = generate(gpu, prompts, eos_token_id=-1, **kw)
     # many stop early
     kw["eos_token_id"] = Counter(t for c in free for t in c.tokens[:20]).most_common(1)[0][0]
-    for extra in [dict(slots=4), dict(slots=16, sync_every=1, top_p=0.9), dict(slots=6, kv_tokens=4 * 256)]:
+    for extra in [dict(slots=4), dict(slots=16, sync_every=1, top_p=0.9), dict(slots=6, kv_tokens=4 * 256),
+                  dict(slots=5, paged=False)]:
         eager, stats = generate(gpu, prompts, **kw, **extra), {}
         graphed = generate(gpu, prompts, cuda_graph=True, stats=stats, **kw, **extra)
         assert 1 <= stats["graphs"] < stats["decode_steps"] // 4  # most steps were replays
