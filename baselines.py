@@ -36,6 +36,8 @@ import torch
 import eval as evaluation
 import reward
 from configurator import parse_args, print_config
+from data import load_rows
+from distributed import check_device
 from model import Qwen2, load_tokenizer
 from sample import generate
 from train import TrainConfig, get_lr, load_prompts, sequence_logprobs
@@ -65,14 +67,30 @@ class BaselineConfig:
     threads: int = 1
 
     def __post_init__(self):
-        for key in ("prompts", "samples", "max_new_tokens", "epochs", "batch_size"):
+        for key in ("num_prompts", "prompts", "samples", "max_new_tokens", "epochs", "batch_size",
+                    "eval_problems", "threads"):
             if getattr(self, key) < 1:
                 raise ValueError(f"--{key} must be at least 1, got {getattr(self, key)}")
         if not (0 < self.lr < math.inf and 0 < self.beta < math.inf and 0 < self.temperature < math.inf):
             raise ValueError("--lr, --beta and --temperature must be positive")
+        if self.warmup_steps < 0:  # a negative warm-up would make the learning rate negative: ascent
+            raise ValueError(f"--warmup_steps must be >= 0, got {self.warmup_steps}")
+        if not 0 <= self.eval_temperature < math.inf:
+            raise ValueError(f"--eval_temperature must be >= 0 (0 = greedy), got {self.eval_temperature}")
+        if not self.out_dir:
+            raise ValueError("--out_dir is empty: name the folder the samples and models go to")
+        check_device(self.device)
 
 
 SAMPLING = ("model", "dataset", "num_prompts", "prompts", "samples", "temperature", "max_new_tokens", "seed")
+TRAINING = SAMPLING + ("lr", "epochs", "batch_size", "beta", "warmup_steps")  # what a fine-tuned model depends on
+
+
+def _read_json(path):
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
 
 
 # -----------------------------------------------------------------------------
@@ -188,7 +206,12 @@ def main(argv):
     except (FileNotFoundError, ValueError) as e:
         raise SystemExit(f"error: {e}")
     rows, prompts = load_prompts(train_config(cfg), tokenizer, model.config, print)
+    if len(prompts) < cfg.prompts:
+        raise SystemExit(f"error: --prompts {cfg.prompts}, but {cfg.dataset} gives {len(prompts)} usable "
+                         f"prompts of --num_prompts {cfg.num_prompts}: ask for fewer, or raise --num_prompts")
     rows, prompts = rows[:cfg.prompts], prompts[:cfg.prompts]
+    if cfg.eval_benchmark:  # a typo in it stops here, not after the fine-tune it would evaluate
+        load_rows(cfg.eval_benchmark, split="test", limit=cfg.eval_problems)
     os.makedirs(cfg.out_dir, exist_ok=True)
     path = os.path.join(cfg.out_dir, "samples.jsonl")
     drawn = {k: getattr(cfg, k) for k in SAMPLING}  # what the samples depend on
@@ -209,18 +232,29 @@ def main(argv):
     if not data:
         raise SystemExit(f"error: no {'correct sample' if mode == 'sft' else 'pair of correct samples'} "
                          "to train on")
-    ref = None
-    if mode == "dpo":
-        ref = (Qwen2.from_pretrained(cfg.model, device=cfg.device, dtype=torch.float32)
-               .eval().requires_grad_(False))
     run_dir = os.path.join(cfg.out_dir, f"{mode}-lr{cfg.lr:g}")
-    print(f"{mode}: {len(data)} {'responses' if mode == 'sft' else 'pairs'} from {len(prompts)} prompts "
-          f"-> {run_dir}")
-    finetune(cfg, mode, model, ref, prompts, data, print)
+    settings = dict(mode=mode, **{k: getattr(cfg, k) for k in TRAINING})
+    done = _read_json(os.path.join(run_dir, "config.json"))  # written once the model is saved
+    if done is not None and {k: done.get(k) for k in settings} != settings:
+        raise SystemExit(f"error: {run_dir} holds a model fine-tuned with other settings: pass another "
+                         "--out_dir, or delete it")
+    if done is not None:  # the same fine-tune, done: evaluate it (again), never overwrite it
+        print(f"{run_dir}: fine-tuned already with these settings, not again")
+        model = Qwen2.from_pretrained(os.path.join(run_dir, "final"), device=cfg.device, dtype=torch.float32)
+    else:
+        ref = None
+        if mode == "dpo":
+            ref = (Qwen2.from_pretrained(cfg.model, device=cfg.device, dtype=torch.float32)
+                   .eval().requires_grad_(False))
+        print(f"{mode}: {len(data)} {'responses' if mode == 'sft' else 'pairs'} from {len(prompts)} prompts "
+              f"-> {run_dir}")
+        finetune(cfg, mode, model, ref, prompts, data, print)
+        model.save_pretrained(os.path.join(run_dir, "final"), tokenizer_dir=model.source)
+        tmp = os.path.join(run_dir, "config.json.tmp")  # whole or absent: it says the model is complete
+        with open(tmp, "w") as f:
+            json.dump(dict(mode=mode, **asdict(cfg)), f, indent=2)
+        os.replace(tmp, os.path.join(run_dir, "config.json"))
     model.eval()
-    model.save_pretrained(os.path.join(run_dir, "final"), tokenizer_dir=model.source)
-    with open(os.path.join(run_dir, "config.json"), "w") as f:
-        json.dump(dict(mode=mode, **asdict(cfg)), f, indent=2)
     if cfg.eval_benchmark:
         m = evaluation.held_out(model, tokenizer, cfg.eval_benchmark, cfg.eval_problems,
                                 os.path.join(run_dir, "eval_final.json"), os.path.join(run_dir, "final"),

@@ -27,7 +27,7 @@ import grader
 import reward
 from configurator import parse_args, print_config
 from data import encode, load_rows, train_prompt
-from distributed import all_max, all_sum, barrier, finish, init_distributed, on_rank0
+from distributed import all_max, all_sum, barrier, check_device, finish, init_distributed, on_rank0
 from model import KVCache, Qwen2, load_tokenizer
 from outdir import OutDirLock, check_out_dir, load_checkpoint, save_checkpoint, truncate_logs
 from paged_attention import decode_path
@@ -121,6 +121,9 @@ class TrainConfig:
         for key, ok, allowed in checks:
             if not ok:
                 raise ValueError(f"--{key} must be {allowed}, got {getattr(self, key)!r}")
+        if not self.out_dir:
+            raise ValueError("--out_dir is empty: name the folder the run writes to")
+        check_device(self.device)
 
 
 PRESETS = {
@@ -381,6 +384,8 @@ def setup(cfg, rank, world, device, resume_dir, lock, log):
     if cfg.reward_workers:
         grader.warm_up(cfg.reward_workers)  # the sympy helpers start now, not at the first reward
     rows, prompts = load_prompts(cfg, tokenizer, policy.config, log)
+    if cfg.eval_benchmark:  # a typo in it stops the run now, not after the training it would evaluate
+        load_rows(cfg.eval_benchmark, split="test", limit=cfg.eval_problems)
 
     # Models: fp32 master weights to train; a copy in the compute dtype to sample from (the same module
     # on CPU); the frozen initial model for the KL term.

@@ -61,3 +61,34 @@ def test_a_tiny_run_samples_once_fine_tunes_and_evaluates(tmp_path, mode):
     run = tmp_path / f"{mode}-lr0.0001"
     metrics = json.loads((run / "eval_final.json").read_text())["benchmarks"]["toy"]
     assert metrics["n_problems"] == 8 and (run / "final" / "model.safetensors").exists()
+    if mode == "dpo":
+        return
+    # again: the finished fine-tune is evaluated, not redone (it used to be overwritten); other settings
+    # into the same folder are refused
+    weights = (run / "final" / "model.safetensors").stat()
+    p = subprocess.run([sys.executable, "baselines.py", mode, *args], cwd=ROOT, env=env, capture_output=True,
+                       text=True, timeout=600)
+    assert p.returncode == 0 and "fine-tuned already with these settings" in p.stdout, p.stderr[-3000:]
+    assert (run / "final" / "model.safetensors").stat().st_mtime_ns == weights.st_mtime_ns
+    assert json.loads((run / "eval_final.json").read_text())["benchmarks"]["toy"] == metrics
+    p = subprocess.run([sys.executable, "baselines.py", mode, *args, "--epochs", "2"], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=600)
+    assert p.returncode == 1 and "holds a model fine-tuned with other settings" in p.stderr, p.stderr[-3000:]
+
+
+def test_settings_a_fine_tune_cannot_use_are_refused_before_it_starts(tmp_path):
+    from baselines import BaselineConfig
+    for key, value, message in [("warmup_steps", -1, "--warmup_steps must be >= 0"),  # was: a negative lr
+                                ("eval_problems", 0, "--eval_problems must be at least 1"),  # was: all
+                                ("eval_temperature", -1.0, "--eval_temperature must be >= 0"),
+                                ("device", "mps", "--device must be cpu, cuda or cuda:N")]:
+        with pytest.raises(ValueError, match=message):
+            BaselineConfig(**{key: value})
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    for args, message in [(["--eval_benchmark", "nosuch.jsonl"], "data file 'nosuch.jsonl' does not exist"),
+                          (["--prompts", "3000"], "--prompts 3000, but toy gives 2048 usable prompts")]:
+        # used to fine-tune first, then stop with a traceback, or silently use fewer prompts
+        p = subprocess.run([sys.executable, "baselines.py", "sft", *args, "--out_dir", str(tmp_path / "o")],
+                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+        assert p.returncode == 1 and message in p.stderr and "Traceback" not in p.stderr, p.stderr[-3000:]
+        assert not (tmp_path / "o").exists()

@@ -66,12 +66,39 @@ def model_copy(tmp_path, name="m", files=None):
     ("--temperature", "0", "--temperature must be > 0"), ("--top_p", "0", "--top_p must be in (0, 1]"),
     ("--lr", "nan", "--lr must be > 0"), ("--kl_coef", "-1", "--kl_coef must be >= 0"),
     ("--clip_eps", "1.5", "--clip_eps must be in (0, 1)"),
-    ("--dtype", "foo", "--dtype must be float32, bfloat16")])
+    ("--dtype", "foo", "--dtype must be float32, bfloat16"),
+    ("--device", "mps", "--device must be cpu, cuda or cuda:N"),  # used to fail inside torch, leaving a LOCK
+    ("--out_dir", "", "--out_dir is empty")])  # used to train into the current directory
 def test_settings_training_cannot_use_are_refused_before_the_model_loads(tmp_path, flag, value, message):
     # temperature 0 used to exit 0 with every final weight NaN
     p = train(tmp_path / "o", flag, value, "--model", str(tmp_path / "no-model"))  # refused before the load
     refused(p, message)
     assert not (tmp_path / "o").exists()
+
+
+def test_sample_and_bench_settings_they_cannot_use_are_refused():
+    from bench import BenchConfig
+    from sample import SampleConfig
+    # each used to end in a traceback: an IndexError in the decode step, a StatisticsError, an AttributeError
+    for config, key, value, message in [
+            (SampleConfig, "max_new_tokens", 0, "--max_new_tokens must be at least 1"),
+            (SampleConfig, "n", 0, "--n must be at least 1"),
+            (SampleConfig, "device", "gpu", "--device must be cpu, cuda or cuda:N"),
+            (BenchConfig, "repeats", 0, "--repeats must be at least 1"),
+            (BenchConfig, "prompts", 0, "--prompts must be at least 1"),
+            (BenchConfig, "batch", "abc", "--batch takes comma-separated"),
+            (BenchConfig, "dtype", "fp16", "--dtype must be float32"),
+            (BenchConfig, "device", "CPU", "--device must be cpu, cuda or cuda:N")]:
+        with pytest.raises(ValueError, match=message):
+            config(**{key: value})
+
+
+def test_a_held_out_benchmark_that_cannot_load_stops_the_run_before_training(tmp_path):
+    # without the initial evaluation it used to train, save final/, then fail: a run that could not be
+    # evaluated, nor resumed with the benchmark corrected
+    p = train(tmp_path / "o", "--eval_initial", "false", "--eval_benchmark", str(tmp_path / "nosuch.jsonl"))
+    refused(p, "nosuch.jsonl' does not exist")
+    assert not (tmp_path / "o" / "config.json").exists() and not (tmp_path / "o" / "final").exists()
 
 
 def test_a_non_finite_gradient_stops_the_run_before_the_step_and_saves_nothing(tmp_path):
