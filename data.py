@@ -99,8 +99,13 @@ def _read(spec, split, limit, seed):
         if not os.path.isfile(spec):
             raise SystemExit(f"error: data file {spec!r} does not exist")
         if spec.endswith(".parquet"):
+            import pyarrow as pa
             import pyarrow.parquet as pq
-            return pq.read_table(spec).to_pylist()
+            try:
+                return pq.read_table(spec).to_pylist()
+            except pa.ArrowException as e:  # not parquet, or cut short: one line, not pyarrow's traceback
+                raise SystemExit(f"error: {spec} is not a readable Parquet file ({str(e).splitlines()[0]}): "
+                                 "write it again (pandas' to_parquet), or pass the rows as .jsonl") from None
         try:
             with open(spec, encoding="utf-8") as f:
                 if spec.endswith(".json"):

@@ -20,6 +20,7 @@ import json
 import math
 import os
 import sys
+import tempfile
 import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass
@@ -28,7 +29,7 @@ import torch
 
 import toy
 from data import BENCHMARKS, chat_prompt, encode, load_rows
-from distributed import all_max, barrier, finish, init_distributed
+from distributed import all_max, barrier, check_device, finish, init_distributed
 import grader
 from grader import extract_boxed, grade_many, is_equiv
 from model import KVCache
@@ -82,6 +83,22 @@ class EvalConfig:
         if not (self.plot or self.curves or self.benchmark.strip(" ,")):
             raise ValueError("--benchmark is empty: name one or more "
                              "(gsm8k, math500, aime24, toy, a hub id, a file)")
+        benchmark_specs(self.benchmark)  # two benchmarks of one name are refused
+        check_device(self.device)
+
+
+def benchmark_specs(benchmark):
+    """{name: spec} of a comma-separated --benchmark; a file is named by its file name less the extension.
+    Results and samples are keyed by name: two specs of one name would silently keep only the last."""
+    specs = {}
+    for spec in (s.strip() for s in benchmark.split(",") if s.strip()):
+        name = os.path.splitext(os.path.basename(spec))[0] if spec.endswith((".jsonl", ".json", ".parquet")) \
+            else spec
+        if name in specs:
+            raise ValueError(f"--benchmark names two benchmarks {name!r} ({specs[name]} and {spec}): "
+                             "results are keyed by name; rename one of the files")
+        specs[name] = spec
+    return specs
 
 
 def majority_correct(samples):
@@ -204,6 +221,25 @@ def write_atomic(path, text):
     os.replace(path + ".tmp", path)
 
 
+def check_out(out):
+    """Refuse an --out that cannot be written (a folder, a path through a file, a read-only place, empty):
+    found only at the end, it cost all the sampling, or left .tmp files in the working directory."""
+    folder = os.path.dirname(os.path.abspath(out))
+    if not out or os.path.isdir(out) or out.endswith(os.sep):
+        problem = "names a folder" if out else "is empty"
+    else:
+        try:
+            os.makedirs(folder, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=folder):  # a probe, removed at once; unique on every rank
+                return
+        except (FileExistsError, NotADirectoryError) as e:
+            problem = f"lies under a file, not a folder ({e.strerror}: {e.filename})"
+        except OSError as e:
+            problem = f"cannot be written in {folder} ({e.strerror or e})"
+    raise SystemExit(f"error: --out {out!r} {problem}: pass a results file path like results/NAME.json, "
+                     "in a folder this process can write")
+
+
 def settings(cfg):
     """What a sample depends on besides its problem: the model and the sampling settings."""
     return {key: getattr(cfg, key) for key in RESUME_KEYS}
@@ -294,7 +330,9 @@ def evaluate(cfg, model, tok, name, rows, k, rank, world, done, master):
                     "correct": bool(graded[g] and outs[g].finished),
                     "tokens": len(outs[g].tokens), "finished": outs[g].finished, "response": texts[g]}
                    for g, (i, j) in enumerate((i, j) for i in run for j in range(k))]
-        if name == "toy":  # a right answer counts only with a valid derivation (see toy.derivation_ok)
+        # On the built-in task a right answer counts only with a valid derivation (see toy.derivation_ok);
+        # not on a file that happens to be named toy.jsonl.
+        if benchmark_specs(cfg.benchmark).get(name) == "toy":
             for r in records:
                 r["answer_correct"] = r["correct"]
                 r["correct"] = r["correct"] and toy.derivation_ok(rows[r["problem_id"]]["problem"],
@@ -433,9 +471,9 @@ def held_out(model, tokenizer, spec, n_problems, out, label, max_new_tokens, tem
         for path in glob.glob(glob.escape(os.path.splitext(out)[0]) + "*"):
             os.remove(path)
     barrier()
-    name = os.path.splitext(os.path.basename(spec))[0]
     cfg = EvalConfig(model=label, benchmark=spec, k=1, temperature=temperature, max_new_tokens=max_new_tokens,
                      limit=n_problems, out=out, seed=seed, progress=False)
+    name = next(iter(benchmark_specs(spec)))
     res = run(cfg, {name: load_rows(spec, split="test", limit=n_problems)}, model, tokenizer, rank, world)
     return res and res[name]
 
@@ -472,6 +510,7 @@ def main(argv):
         return plot(cfg.plot.split(","), "pareto.png" if cfg.out == EvalConfig.out else cfg.out)
     if cfg.curves:
         return curves(cfg.curves.split(","), "curves.png" if cfg.out == EvalConfig.out else cfg.out)
+    check_out(cfg.out)  # before anything is loaded: it used to fail after all the sampling
     from model import Qwen2, load_tokenizer
     rank, world, device = init_distributed(cfg.device, timeout_minutes=24 * 60)  # ranks wait at the final
     #                                                      barrier for the slowest shard: hours at 32k tokens
@@ -481,10 +520,7 @@ def main(argv):
     if master:
         print("eval config:")
         print_config(cfg, file=sys.stdout)  # not its default: that is bound to sys.stdout at import time
-    specs = [s.strip() for s in cfg.benchmark.split(",") if s.strip()]
-    names = [os.path.splitext(os.path.basename(s))[0] if s.endswith((".jsonl", ".json", ".parquet")) else s
-             for s in specs]
-    benchmarks = {name: load_rows(s, limit=cfg.limit) for name, s in zip(names, specs)}
+    benchmarks = {name: load_rows(s, limit=cfg.limit) for name, s in benchmark_specs(cfg.benchmark).items()}
     check_resumable(cfg)
     try:
         model = Qwen2.from_pretrained(cfg.model, device=device)

@@ -50,6 +50,11 @@ class Qwen2Config:
         if d.get("model_type") != "qwen2" and "Qwen2ForCausalLM" not in arch:
             raise ValueError(f"unsupported model: model_type={d.get('model_type')!r}, architectures={arch}; "
                              "model.py implements Qwen2 (DeepSeek-R1-Distill-Qwen) only")
+        missing = [k for k in ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
+                               "num_attention_heads") if k not in d]
+        if missing:
+            raise ValueError(f"missing {', '.join(missing)}: copy the config.json of the model these weights "
+                             "came from")
         rope = d.get("rope_parameters") or d.get("rope_scaling") or {}
         if rope.get("rope_type", rope.get("type", "default")) != "default":
             raise ValueError(f"unsupported RoPE scaling {rope}; only plain RoPE is implemented")
@@ -286,8 +291,15 @@ class Qwen2(nn.Module):
         """Load a local Hugging Face folder or a hub id. Default device: CUDA if available, else CPU;
         default dtype: bf16 on GPU, fp32 on CPU."""
         folder = _resolve(path)
-        with open(os.path.join(folder, "config.json")) as f:
-            config = Qwen2Config.from_hf(json.load(f))
+        config_path = os.path.join(folder, "config.json")
+        try:
+            with open(config_path) as f:
+                config = Qwen2Config.from_hf(json.load(f))
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{config_path} is not valid JSON ({e}): copy the config.json of the model these "
+                             "weights came from") from None
+        except ValueError as e:  # a key missing, another model: name the file
+            raise ValueError(f"{config_path}: {e}{_checkpoint_hint(folder)}") from None
         device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         if device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError(f"device {device} asked for, but this torch {torch.__version__} "
@@ -379,6 +391,17 @@ def _resolve(path):
             f"could not get {path!r} from the Hugging Face hub ({type(e).__name__}): it is not a local "
             f"folder either. If you are offline, download it where you have internet (`hf download {path} "
             f"--local-dir DIR`), copy DIR here and pass --model DIR.") from None
+
+
+def _checkpoint_hint(folder):
+    """A train.py run folder holds the run's settings as config.json and its models in final/ and iter_*/:
+    say which to pass instead."""
+    found = [d for d in os.listdir(folder) if (d == "final" or (d.startswith("iter_") and d[5:].isdigit()))
+             and os.path.exists(os.path.join(folder, d, "config.json"))]
+    if not found:
+        return ""
+    best = max(found, key=lambda d: (d == "final", d))  # final, else the latest iteration
+    return f". {folder!r} looks like a train.py run folder: pass its checkpoint, {os.path.join(folder, best)}"
 
 
 def _load_safetensors(folder):

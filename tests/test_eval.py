@@ -1,6 +1,7 @@
 """eval.py and data.py: metrics, resumable runs, torchrun sharding, loading errors, plots and the prompts."""
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -286,3 +287,60 @@ def test_a_shorter_limit_gives_exactly_the_prefixes_of_the_longer_runs_samples(t
         for a, b in zip(short, long):
             assert a.tokens == b.tokens[:B]
             assert a.finished == (b.finished and len(b.tokens) <= B)
+
+
+@pytest.mark.parametrize("out", ["folder", "file/r.json", "", "/proc/r.json"])
+def test_an_out_that_cannot_be_written_is_refused_before_the_model_loads(tmp_path, monkeypatch, out):
+    # each used to fail only after all the sampling (or at its first write), in a traceback
+    if out.startswith("/proc") and not os.path.isdir("/proc"):
+        pytest.skip("no /proc here")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "file").write_text("")
+    with pytest.raises(SystemExit, match=f"--out '{out}'"):  # not the missing model: refused before it loads
+        ev.main(["--model", str(tmp_path / "no-model"), "--benchmark", "toy", "--out", out])
+    assert sorted(os.listdir(tmp_path)) == ["file", "folder"] and not os.listdir(tmp_path / "folder")
+
+
+def test_two_benchmarks_of_one_name_are_refused_not_silently_merged(tmp_path):
+    rows = [{"problem": p, "answer": x} for p, x in PROBLEMS[:2]]
+    for d in ("a", "b"):
+        (tmp_path / d).mkdir()
+    a, b = (write_jsonl(tmp_path / d / "test.jsonl", rows) for d in ("a", "b"))  # used to evaluate b only
+    with pytest.raises(SystemExit, match=re.escape(f"names two benchmarks 'test' ({a} and {b})")):
+        ev.main(["--model", str(tmp_path / "no-model"), "--benchmark", f"{a},{b}",
+                 "--out", str(tmp_path / "r.json")])
+    assert not os.path.exists(tmp_path / "r.json")
+
+
+def test_a_local_file_named_toy_is_graded_by_its_answers_not_by_the_toy_tasks_derivation_check(
+        tiny_model_dir, tmp_path, monkeypatch):
+    """train.py's --eval_benchmark data/toy.jsonl (through eval.held_out) used to count every right answer
+    wrong: the built-in task's derivation check went by the file's name."""
+    from transformers import AutoTokenizer
+
+    from model import Qwen2
+    from sample import Completion
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    model = Qwen2.from_pretrained(tiny_model_dir, device="cpu")
+    rows = data.load_rows("toy", split="test", limit=3)
+    local = write_jsonl(tmp_path / "toy.jsonl", rows)  # the same problems, in a file of that name
+
+    def fake_generate(model, prompts, *, n, sample_offset, **kw):  # the right answer, boxed, no derivation
+        ids = [data.encode(tok, f"\\boxed{{{rows[sample_offset // n + g]['answer']}}}") + [tok.eos_token_id]
+               for g in range(len(prompts)) for _ in range(n)]
+        return [Completion(x, [0.0] * len(x), True) for x in ids]
+    monkeypatch.setattr(ev, "generate", fake_generate)
+
+    def held_out(spec, out):
+        return ev.held_out(model, tok, spec, 3, str(tmp_path / out), "m", 20, 0.6, 0, 0, 1)
+    assert held_out(local, "r_file.json")["accuracy"] == 1.0
+    builtin = held_out("toy", "r_builtin.json")
+    assert builtin["accuracy"] == 0.0 and builtin["answer_accuracy"] == 1.0
+
+
+def test_a_file_that_is_not_parquet_is_a_one_line_error_naming_it(tmp_path):
+    for name, content in (("text.parquet", b"problem,answer\n1+1?,2\n"), ("empty.parquet", b"")):
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(SystemExit, match=f"{name} is not a readable Parquet file"):  # was pyarrow's
+            data.load_rows(str(tmp_path / name))                                          # ArrowInvalid

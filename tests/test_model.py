@@ -3,6 +3,7 @@ against the plain forward. Everything runs on CPU in fp32 with tiny models built
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 from types import SimpleNamespace
@@ -189,6 +190,32 @@ def test_rope_scaling_is_refused(tmp_path, tiny_model_dir):
     with pytest.raises(ValueError, match="RoPE"):
         Qwen2.from_pretrained(str(tmp_path))
 
+
+def test_a_config_json_missing_a_key_or_not_json_is_an_error_naming_the_file(tmp_path, tiny_model_dir):
+    # used to be KeyError: 'vocab_size', and a JSON parser's message naming no file
+    path = str(tmp_path / "config.json")
+    d = json.load(open(os.path.join(tiny_model_dir, "config.json")))
+    del d["vocab_size"], d["hidden_size"]
+    json.dump(d, open(path, "w"))
+    with pytest.raises(ValueError, match=re.escape(f"{path}: missing vocab_size, hidden_size: copy the")):
+        Qwen2.from_pretrained(str(tmp_path))
+    (tmp_path / "config.json").write_text('{"vocab_size": 10,\n}')
+    with pytest.raises(ValueError, match=re.escape(path) + " is not valid JSON .*line 2 column 1"):
+        Qwen2.from_pretrained(str(tmp_path))
+
+
+def test_a_train_run_folder_passed_as_the_model_points_to_its_checkpoint(tmp_path, tiny_model_dir):
+    """A run folder's config.json is the run's settings: it used to say only `model_type=None`."""
+    (tmp_path / "config.json").write_text(json.dumps({"model": "toy-model", "iters": 20}))
+    for d in ("iter_000010", "iter_000020", "iter_000030.tmp"):  # the last one: a save cut short
+        (tmp_path / d).mkdir()
+        _write_config(tmp_path / d, tiny_model_dir)
+    with pytest.raises(ValueError, match="run folder: pass its checkpoint, .*iter_000020$"):
+        Qwen2.from_pretrained(str(tmp_path))
+    (tmp_path / "final").mkdir()
+    _write_config(tmp_path / "final", tiny_model_dir)
+    with pytest.raises(ValueError, match="model_type=None.*run folder: pass its checkpoint, .*final$"):
+        Qwen2.from_pretrained(str(tmp_path))
 
 def test_offline_hub_id_error_says_what_to_do_without_hub_traceback(tmp_path):
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf"),

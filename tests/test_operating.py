@@ -286,7 +286,8 @@ def test_bad_data_files_and_eval_settings_are_one_line_errors_naming_the_problem
                           (["--k", "-1"], "--k must be >= 0"),
                           (["--temperature", "-1"], "--temperature must be >= 0"),
                           (["--top_p", "0"], "--top_p must be in (0, 1]"),
-                          (["--benchmark", ""], "--benchmark is empty")]:
+                          (["--benchmark", ""], "--benchmark is empty"),
+                          (["--device", "mps"], "--device must be cpu, cuda or cuda:N")]:
         refused(script("eval.py", *args, *out), message)
     assert not os.path.exists(tmp_path / "r.json")
 
