@@ -15,6 +15,7 @@ reused, an interrupted one resumed, so the command can be run again until it is 
 out/experiments/results.json, results.md and the figure (--figure, default assets/experiments.png).
 """
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 from train import PRESETS
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+MAX_NEW_TOKENS = 200  # the base model's evaluation, as train.py's toy preset samples
 
 
 @dataclass
@@ -41,6 +43,26 @@ class ExperimentConfig:
     figure: str = "assets/experiments.png"
     report: bool = False  # only write the figure and the table from the runs that are done
 
+    def __post_init__(self):  # refused here, not by each of the 26 runs in turn (or never: --jobs 0)
+        checks = [(k, getattr(self, k) >= 1, ">= 1") for k in ("iters", "seeds", "eval_problems", "jobs")]
+        checks += [("ablation_seeds", self.ablation_seeds >= 0, ">= 0 (0 = no ablation)"),
+                   ("out_dir", self.out_dir.strip() != "", "a folder"),
+                   ("figure", self.figure.strip() != "", "an image file")]
+        for key, ok, allowed in checks:
+            if not ok:
+                raise ValueError(f"--{key} must be {allowed}, got {getattr(self, key)!r}")
+        lists = [("alphas", lambda a: 0 <= float(a) < 1, "alphas in [0, 1) (the paper's 0 to 0.4)"),
+                 ("lrs", lambda lr: 0 < float(lr) < math.inf, "learning rates > 0"),
+                 ("budgets", lambda b: not b.strip() or 0 < int(b) <= MAX_NEW_TOKENS,
+                  f"token counts from 1 to {MAX_NEW_TOKENS} (the base model's evaluation length)")]
+        for key, valid, allowed in lists:
+            try:
+                ok = all(valid(x) for x in getattr(self, key).split(","))
+            except ValueError:  # not a number
+                ok = False
+            if not ok:
+                raise ValueError(f"--{key} must be {allowed}, comma-separated, got {getattr(self, key)!r}")
+
 
 def prompts_seen(iters):
     """The training prompts an RL run of `iters` iterations sees, which the baselines are trained on."""
@@ -52,9 +74,9 @@ def jobs(cfg):
     py, out = sys.executable, cfg.out_dir
     common = ["--iters", str(cfg.iters), "--eval_problems", str(cfg.eval_problems), "--threads", "1"]
     todo = {"base": ([py, "eval.py", "--model", "toy-model", "--benchmark", "toy",
-                      "--limit", str(cfg.eval_problems), "--temperature", "0.6", "--max_new_tokens", "200",
-                      "--seed", "0", "--budgets", cfg.budgets, "--progress", "false",
-                      "--out", f"{out}/base/eval_final.json"],
+                      "--limit", str(cfg.eval_problems), "--temperature", "0.6",
+                      "--max_new_tokens", str(MAX_NEW_TOKENS), "--seed", "0", "--budgets", cfg.budgets,
+                      "--progress", "false", "--out", f"{out}/base/eval_final.json"],
                      f"{out}/base/eval_final.json", [])}
     # seed by seed, so that a partial run has every setting once before any has its second seed; the
     # baselines' fine-tunes (1-3 minutes each) last, longest first, to even out the two cores' last runs
@@ -372,6 +394,11 @@ def figure(res, alphas, path):
 def report(cfg):
     alphas = cfg.alphas.split(",")
     res = collect(cfg)
+    # Nothing trained was found (a wrong --out_dir or --iters): refused before the figure is overwritten
+    if not (res["alphas"] or res["grpo"] or res["sft"] or res["dpo"]):
+        raise SystemExit(f"error: {cfg.out_dir} holds no finished run of {cfg.iters} iterations (rl-alpha*-seed*/"
+                         "eval_final.json and the like, as experiments.py writes them), so nothing was written: "
+                         "check --out_dir and --iters, or run experiments.py without --report first")
     checked = claims(res, alphas)
     md = table(res, alphas) + "\n\n" + difficulty_table(res, alphas) + "\n\n" + "\n".join(
         f"- {'holds' if ok else 'MISSED'}: {c} ({nums})"

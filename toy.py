@@ -10,7 +10,7 @@ answers, the sum in one go, which the model gets right less and less often as th
 0.8, 0.5, 0.5, 0.4 and 0.3 of the time for k = 2..6 at temperature 1). This file is shared by train.py
 (--preset toy), eval.py (--benchmark toy) and the tests.
 
-    python toy.py --out_dir toy-model          # build a base model: CPU, 1 thread, about 7 minutes
+    python toy.py                    # build a base model into out/toy-model: CPU, 1 thread, about 7 minutes
     python toy.py --out_dir /tmp/toy --steps 50 --n_eval 20   # a smoke run, under a minute
 
     data.toy_problems("test", 200)  ->  [{"problem": "What is 3 + 6 + 2?", "answer": "11", "difficulty": 3}, ...]
@@ -21,6 +21,7 @@ import os
 import random
 import re
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass, replace
 
@@ -148,7 +149,8 @@ def derivation_ok(problem, response):
 
 @dataclass
 class ToyConfig:
-    out_dir: str = "toy-model"  # where the Hugging Face folder (weights + tokenizer) is written
+    out_dir: str = "out/toy-model"  # where the Hugging Face folder (weights + tokenizer) is written; refused if
+    #                                 it holds a model already (the committed one is toy-model/)
     seed: int = 0  # seeds the data, the init and the evaluation samples
     threads: int = 1  # torch CPU threads; fixed: the reduction order (so the weights) depends on it, and one
     #                  thread is as fast on tiny matmuls and much faster on a busy machine
@@ -175,6 +177,37 @@ class ToyConfig:
     eval_temperatures: str = "0.6,1.0"  # comma-separated sampling temperatures of the final report
     max_new_tokens: int = 256  # generation limit of the final report
     log_every: int = 50  # steps between progress lines
+
+    def __post_init__(self):  # refused before anything is trained or written
+        checks = [(k, getattr(self, k) >= 1, ">= 1") for k in (
+            "threads", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+            "num_key_value_heads", "steps", "batch_size", "max_new_tokens", "log_every")]
+        checks += [(k, getattr(self, k) >= 0, ">= 0") for k in ("warmup_steps", "late_steps", "n_eval")]
+        checks += [(k, 0 <= getattr(self, k) <= 1, "a probability in [0, 1]")
+                   for k in ("p_check", "p_concise", "p_direct", "p_direct_late")]
+        checks += [("out_dir", self.out_dir.strip() != "", "a folder"),
+                   ("vocab_size", self.vocab_size >= 262, ">= 262 (the 256 bytes and 6 special tokens)"),
+                   ("lr", 0 < self.lr < math.inf, "> 0"),
+                   ("weight_decay", 0 <= self.weight_decay < math.inf, ">= 0"),
+                   ("max_position_embeddings", self.max_position_embeddings > self.max_new_tokens,
+                    f"> --max_new_tokens ({self.max_new_tokens}): the prompt needs room too")]
+        for key, ok, allowed in checks:
+            if not ok:
+                raise ValueError(f"--{key} must be {allowed}, got {getattr(self, key)!r}")
+        H = self.num_attention_heads
+        if self.hidden_size % H or self.hidden_size // H % 2:  # RoPE rotates pairs of a head's dimensions
+            raise ValueError(f"--num_attention_heads must split --hidden_size {self.hidden_size} into heads of an "
+                             f"even size, got {H}")
+        if H % self.num_key_value_heads:
+            raise ValueError(f"--num_key_value_heads must divide --num_attention_heads {H}, "
+                             f"got {self.num_key_value_heads}")
+        try:
+            ok = all(0 <= float(t) < math.inf for t in self.eval_temperatures.split(","))
+        except ValueError:  # not a number
+            ok = False
+        if not ok:
+            raise ValueError("--eval_temperatures must be temperatures >= 0 (0 = greedy), comma-separated, "
+                             f"got {self.eval_temperatures!r}")
 
 
 def sft_batches(tok, cfg):
@@ -206,10 +239,31 @@ def get_lr(step, cfg):
 
 
 def build_base_model(out_dir, seed=0, **overrides):
-    """Train the overthinking base model from scratch and save it (weights + tokenizer) to out_dir.
-    Deterministic for a given config on a given machine. Returns (model, tokenizer, cfg)."""
-    from model import Qwen2, Qwen2Config
+    """Train the overthinking base model from scratch and save it (weights + tokenizer) to out_dir, which
+    must not hold a model already. Deterministic for a given config on a given machine. Returns (model,
+    tokenizer, cfg)."""
     cfg = replace(ToyConfig(), out_dir=out_dir, seed=seed, **overrides)
+    if any(os.path.exists(os.path.join(out_dir, f)) for f in ("config.json", "model.safetensors")):
+        raise SystemExit(f"error: {out_dir} already holds a model: pick another --out_dir, or remove it to build "
+                         "it again")
+    t0 = time.time()
+    # Built in a sibling folder (the same file system, so the files move by rename) and moved in only once
+    # complete: a failure part-way leaves out_dir as it was, not a tokenizer that no weights match.
+    parent, name = os.path.split(os.path.abspath(out_dir))
+    os.makedirs(parent, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f"{name}.building-", dir=parent) as tmp:
+        model, tok = train_base_model(cfg, tmp)
+        os.makedirs(out_dir, exist_ok=True)
+        # config.json last: it is what marks a folder as holding a model (train.py looks for it)
+        for f in sorted(os.listdir(tmp), key=lambda n: n == "config.json"):
+            os.replace(os.path.join(tmp, f), os.path.join(out_dir, f))
+    print(f"saved {out_dir} in {time.time() - t0:.0f}s")
+    return model, tok, cfg
+
+
+def train_base_model(cfg, out_dir):
+    """build_base_model's work: the tokenizer, then SFT, all saved to out_dir. Returns (model, tokenizer)."""
+    from model import Qwen2, Qwen2Config
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     t0 = time.time()
@@ -249,8 +303,7 @@ def build_base_model(out_dir, seed=0, **overrides):
     model.save_pretrained(out_dir, tokenizer_dir=out_dir)
     with open(os.path.join(out_dir, "toy_config.json"), "w") as f:
         json.dump(asdict(cfg), f, indent=2)
-    print(f"saved {out_dir} in {time.time() - t0:.0f}s")
-    return model, tok, cfg
+    return model, tok
 
 
 def evaluate(model, tok, n=200, temperature=0.6, max_new_tokens=256, seed=0):

@@ -143,3 +143,46 @@ def test_samples_drawn_for_other_prompts_are_not_taken_as_done(tmp_path):
         path.write_text(json.dumps(dict(prompt=0, tokens=[1], sampling=dict(prompts=prompts))) + "\n")
         assert ex.done(str(path), 60) is done
     assert not ex.done(str(tmp_path / "none.jsonl"), 60)
+
+
+@pytest.mark.parametrize("argv, named", [
+    (["--jobs", "0"], "--jobs"),  # run_all waited forever for a free slot
+    (["--lrs", "abc"], "--lrs"),  # a raw float() traceback from jobs()
+    (["--alphas", "0,abc"], "--alphas"),  # each train.py run failed on its own, one by one
+    (["--alphas", "0,1"], "--alphas"),  # alpha 1: a correct response no longer beats a wrong one
+    (["--seeds", "0"], "--seeds"),  # no alpha family at all
+    (["--iters", "-5"], "--iters"),
+    (["--eval_problems", "0"], "--eval_problems"),
+    (["--budgets", "20,abc"], "--budgets"),
+    (["--budgets", "20,500"], "--budgets"),  # past the base model's 200-token evaluation
+    (["--out_dir", ""], "--out_dir"),  # the runs' folders would land in /
+])
+def test_bad_options_are_refused_up_front_naming_the_option(argv, named):
+    from configurator import parse_args
+    with pytest.raises(SystemExit, match=f"^error: {named} must be"):
+        parse_args(ex.ExperimentConfig, argv)
+
+
+def test_report_refuses_an_out_dir_without_finished_runs_and_writes_nothing(tmp_path):
+    """An empty or wrong --out_dir, or --iters that no run was trained for, used to overwrite the figure with an
+    empty plot (and results.md with an empty table); a folder that does not exist crashed on results.md."""
+    fig = tmp_path / "fig.png"
+    fig.write_text("the figure of a finished family")
+    run = tmp_path / "exp" / "rl-alpha0.2-seed1"
+    run.mkdir(parents=True)
+    (run / "eval_final.json").write_text(json.dumps(dict(benchmarks=dict(toy=m(0.9, 50)))))
+    (tmp_path / "exp" / "base").mkdir()
+    (tmp_path / "exp" / "base" / "eval_final.json").write_text(json.dumps(dict(benchmarks=dict(toy=BASE))))
+    (run / "final").mkdir()
+    (run / "final" / "state.json").write_text('{"iter": 60}')
+    (tmp_path / "empty").mkdir()
+    for out_dir, iters in ((tmp_path / "missing", 60), (tmp_path / "empty", 60), (tmp_path / "exp", 30)):
+        cfg = ex.ExperimentConfig(out_dir=str(out_dir), figure=str(fig), iters=iters, report=True)
+        with pytest.raises(SystemExit, match=f"^error: {out_dir} holds no finished run of {iters} iterations"):
+            ex.report(cfg)
+        assert not (out_dir / "results.md").exists() and not (out_dir / "results.json").exists()
+        assert fig.read_text() == "the figure of a finished family"
+    # a partial family is reported from the runs that are done, as the README says
+    ex.report(ex.ExperimentConfig(out_dir=str(tmp_path / "exp"), figure=str(fig), report=True))
+    assert "| RL, alpha 0.2 (1 seed) | 90.0% | 50.0 (-38%) |" in (tmp_path / "exp" / "results.md").read_text()
+    assert fig.stat().st_size > 10_000

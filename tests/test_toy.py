@@ -208,3 +208,49 @@ def test_sample_py_poses_the_prompt_as_a_math_problem_so_the_toy_model_solves_it
                        text=True, timeout=300)
     assert p.returncode == 0, p.stderr[-2000:]
     assert p.stdout.count("\\boxed{15}") == 2 and "3 + 4 = 7.\n" in p.stdout, p.stdout
+
+
+TINY = dict(steps=2, batch_size=2, hidden_size=32, intermediate_size=64, num_hidden_layers=1, n_eval=0)
+
+
+@pytest.mark.parametrize("argv, named", [
+    (["--threads", "0"], "--threads"),  # a raw RuntimeError from torch.set_num_threads
+    (["--log_every", "0"], "--log_every"),  # a ZeroDivisionError at the first step, after the tokenizer was written
+    (["--eval_temperatures", "0.6,abc"], "--eval_temperatures"),  # a ValueError only after the whole training
+    (["--num_attention_heads", "3"], "--num_attention_heads"),  # 128 does not split into 3 heads
+    (["--num_key_value_heads", "3"], "--num_key_value_heads"),
+    (["--p_check", "1.5"], "--p_check"),
+    (["--steps", "0"], "--steps"),
+    (["--out_dir", ""], "--out_dir"),  # the files would land in the current folder
+])
+def test_bad_toy_options_are_refused_naming_the_option(argv, named):
+    from configurator import parse_args
+    with pytest.raises(SystemExit, match=f"^error: {named} must"):
+        parse_args(toy.ToyConfig, argv)
+
+
+@pytest.mark.parametrize("model_file", ["config.json", "model.safetensors"])
+def test_build_refuses_a_folder_that_already_holds_a_model(tmp_path, model_file):
+    """`python toy.py` once rebuilt the committed toy-model/ in place."""
+    (tmp_path / model_file).write_text("a model")
+    with pytest.raises(SystemExit, match=f"^error: {tmp_path} already holds a model.*--out_dir"):
+        toy.build_base_model(str(tmp_path), **TINY)
+    assert os.listdir(tmp_path) == [model_file] and (tmp_path / model_file).read_text() == "a model"
+
+
+def test_a_build_that_fails_part_way_leaves_its_folder_as_it_was(tmp_path, monkeypatch):
+    """The tokenizer used to be written first, so a crash left a folder whose tokenizer no weights matched."""
+    out = tmp_path / "model"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+
+    def interrupted(step, cfg):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(toy, "get_lr", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        toy.build_base_model(str(out), **TINY)
+    assert os.listdir(out) == ["notes.txt"] and os.listdir(tmp_path) == ["model"]  # no half-built folder left
+    monkeypatch.undo()
+    toy.build_base_model(str(out), **TINY)  # into a folder without a model: the user's files stay
+    assert {"notes.txt", "config.json", "model.safetensors", "tokenizer.json"} <= set(os.listdir(out))
+    assert os.listdir(tmp_path) == ["model"]
