@@ -37,9 +37,8 @@ import torch
 
 import eval as evaluation
 import reward
-from configurator import parse_args, print_config
+from configurator import check_device, parse_args, print_config
 from data import load_rows
-from distributed import check_device
 from model import Qwen2, load_tokenizer
 from sample import generate
 from train import TrainConfig, get_lr, load_prompts, sequence_logprobs

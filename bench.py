@@ -42,8 +42,8 @@ import torch.distributed as dist
 import torch.nn as nn
 
 import paged_attention
-from configurator import parse_args, print_config
-from distributed import check_device, finish, init_distributed
+from configurator import check_device, parse_args, print_config
+from distributed import finish, init_distributed
 from model import KVCache, Qwen2, Qwen2Config
 from sample import generate, gpu_memory
 from train import TrainConfig, agg_weights, memory_plan, ppo_loss, sequence_logprobs

@@ -83,3 +83,11 @@ def _help(config_cls, values):
 def print_config(cfg, file=None):
     for k, v in dataclasses.asdict(cfg).items():
         print(f"  {k:<22} {v}", file=file or sys.stdout)
+
+
+def check_device(device):
+    """--device, checked in the scripts' configs: "" (CUDA if there is a GPU, else the CPU), cpu, cuda or
+    cuda:N. Anything else (mps, "gpu", a typo) would fail deep inside torch, after files are written."""
+    if device not in ("", "cpu", "cuda") and not (device.startswith("cuda:") and device[5:].isdigit()):
+        raise ValueError(f"--device must be cpu, cuda or cuda:N (or empty: CUDA if there is a GPU), "
+                         f"got {device!r}")

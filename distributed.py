@@ -11,14 +11,6 @@ import torch
 import torch.distributed as dist
 
 
-def check_device(device):
-    """--device, checked in the scripts' configs: "" (CUDA if there is a GPU, else the CPU), cpu, cuda or
-    cuda:N. Anything else (mps, "gpu", a typo) would fail deep inside torch, after files are written."""
-    if device not in ("", "cpu", "cuda") and not (device.startswith("cuda:") and device[5:].isdigit()):
-        raise ValueError(f"--device must be cpu, cuda or cuda:N (or empty: CUDA if there is a GPU), "
-                         f"got {device!r}")
-
-
 def init_distributed(device="", timeout_minutes=180):
     """(rank, world_size, torch.device), with or without torchrun. device: "" = CUDA if available, else the
     CPU; "cpu" forces it. Under torchrun: NCCL on GPUs (rank r on GPU LOCAL_RANK), gloo on CPUs.

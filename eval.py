@@ -28,8 +28,9 @@ from dataclasses import asdict, dataclass
 import torch
 
 import toy
+from configurator import check_device
 from data import BENCHMARKS, chat_prompt, encode, load_rows
-from distributed import all_max, barrier, check_device, finish, init_distributed
+from distributed import all_max, barrier, finish, init_distributed
 import grader
 from grader import extract_boxed, grade_many, is_equiv
 from model import KVCache

@@ -498,7 +498,7 @@ class SampleConfig:
     device: str = ""  # "" = cuda if available, else cpu
 
     def __post_init__(self):
-        from distributed import check_device
+        from configurator import check_device
         for key in ("n", "max_new_tokens"):
             if getattr(self, key) < 1:
                 raise ValueError(f"--{key} must be at least 1, got {getattr(self, key)}")

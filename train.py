@@ -25,9 +25,9 @@ import torch.distributed as dist
 import eval as evaluation
 import grader
 import reward
-from configurator import parse_args, print_config
+from configurator import check_device, parse_args, print_config
 from data import encode, load_rows, train_prompt
-from distributed import all_max, all_sum, barrier, check_device, finish, init_distributed, on_rank0
+from distributed import all_max, all_sum, barrier, finish, init_distributed, on_rank0
 from model import KVCache, Qwen2, load_tokenizer
 from outdir import OutDirLock, check_out_dir, load_checkpoint, save_checkpoint, truncate_logs
 from paged_attention import decode_path
