@@ -19,8 +19,8 @@ order), from one set of samples: 8 per prompt at T = 1.0, graded as the RL rewar
         --out_dir out/baselines-1.5b   # the paper's scale, one GPU
 
 Each fine-tuned model is saved in its folder (final/) and evaluated as train.py evaluates (eval_final.json).
-Run again with the same settings, a finished fine-tune is evaluated again, not redone; other settings into
-the same folder are refused.
+Run again with the same training settings, a finished fine-tune is evaluated again (with this run's
+evaluation settings), not redone; other training settings into the same folder are refused.
 The paper does not publish epochs, batch size or beta: here 2 epochs, batches of 16 sequences, beta 0.1,
 and its three learning rates (1e-5, 5e-6, 2e-6 at 1.5B, 2x to 0.4x its RL learning rate) scaled to the toy
 task's (2e-4, 1e-4, 4e-5).
@@ -241,7 +241,10 @@ def main(argv):
                          "--out_dir, or delete it")
     if done is not None:  # the same fine-tune, done: evaluate it (again), never overwrite it
         print(f"{run_dir}: fine-tuned already with these settings, not again")
-        model = Qwen2.from_pretrained(os.path.join(run_dir, "final"), device=cfg.device, dtype=torch.float32)
+        try:
+            model = Qwen2.from_pretrained(os.path.join(run_dir, "final"), device=cfg.device, dtype=torch.float32)
+        except (FileNotFoundError, ValueError) as e:
+            raise SystemExit(f"error: {e} (delete {run_dir} to fine-tune again)")
     else:
         ref = None
         if mode == "dpo":

@@ -106,9 +106,10 @@ class BenchConfig:
                 raise ValueError(f"--{key} must be at least 1, got {getattr(self, key)}")
         if not all(b.strip().isdigit() and int(b) >= 1 for b in self.batch.split(",")):
             raise ValueError(f"--batch takes comma-separated positive batch sizes, got {self.batch!r}")
-        if self.dtype not in ("", "float32", "bfloat16", "float16") or self.temperature < 0:
-            raise ValueError(f"--dtype must be float32, bfloat16 or float16 and --temperature >= 0, got "
-                             f"{self.dtype!r} and {self.temperature}")
+        if self.dtype not in ("", "float32", "bfloat16", "float16"):
+            raise ValueError(f"--dtype must be float32, bfloat16 or float16, got {self.dtype!r}")
+        if self.temperature < 0:
+            raise ValueError(f"--temperature must be >= 0 (0 = greedy), got {self.temperature}")
         check_device(self.device)
 
 

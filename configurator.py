@@ -87,7 +87,8 @@ def print_config(cfg, file=None):
 
 def check_device(device):
     """--device, checked in the scripts' configs: "" (CUDA if there is a GPU, else the CPU), cpu, cuda or
-    cuda:N. Anything else (mps, "gpu", a typo) would fail deep inside torch, after files are written."""
+    cuda:N, the devices this code is written and tested for. A typo ("gpu", "CPU") used to fail inside
+    torch, after train.py had taken its out_dir."""
     if device not in ("", "cpu", "cuda") and not (device.startswith("cuda:") and device[5:].isdigit()):
-        raise ValueError(f"--device must be cpu, cuda or cuda:N (or empty: CUDA if there is a GPU), "
-                         f"got {device!r}")
+        raise ValueError(f"--device must be cpu, cuda or cuda:N (or empty: CUDA if there is a GPU; this code "
+                         f"runs on CPUs and CUDA GPUs), got {device!r}")

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from train import PRESETS
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-MAX_NEW_TOKENS = 200  # the base model's evaluation, as train.py's toy preset samples
+MAX_NEW_TOKENS = PRESETS["toy"]["max_new_tokens"]  # the base model's evaluation, as the RL runs sample
 
 
 @dataclass
@@ -394,11 +394,15 @@ def figure(res, alphas, path):
 def report(cfg):
     alphas = cfg.alphas.split(",")
     res = collect(cfg)
-    # Nothing trained was found (a wrong --out_dir or --iters): refused before the figure is overwritten
+    # No trained model was found: after runs that all failed, main says so; with --report (a wrong --out_dir
+    # or --iters), refused before the figure is overwritten (the base model alone is no figure)
     if not (res["alphas"] or res["grpo"] or res["sft"] or res["dpo"]):
-        raise SystemExit(f"error: {cfg.out_dir} holds no finished run of {cfg.iters} iterations (rl-alpha*-seed*/"
-                         "eval_final.json and the like, as experiments.py writes them), so nothing was written: "
-                         "check --out_dir and --iters, or run experiments.py without --report first")
+        if not cfg.report:
+            return
+        raise SystemExit(f"error: {cfg.out_dir} holds no finished training run of {cfg.iters} iterations "
+                         "(rl-alpha*-seed*/eval_final.json and the like, as experiments.py writes them), so "
+                         "nothing was written: check --out_dir and --iters, or run experiments.py without "
+                         "--report first")
     checked = claims(res, alphas)
     md = table(res, alphas) + "\n\n" + difficulty_table(res, alphas) + "\n\n" + "\n".join(
         f"- {'holds' if ok else 'MISSED'}: {c} ({nums})"

@@ -238,22 +238,24 @@ def get_lr(step, cfg):
     return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
 
 
+def holds_model(folder):
+    return any(os.path.exists(os.path.join(folder, f)) for f in ("config.json", "model.safetensors"))
+
+
 def build_base_model(out_dir, seed=0, **overrides):
     """Train the overthinking base model from scratch and save it (weights + tokenizer) to out_dir, which
     must not hold a model already. Deterministic for a given config on a given machine. Returns (model,
     tokenizer, cfg)."""
     cfg = replace(ToyConfig(), out_dir=out_dir, seed=seed, **overrides)
-    if any(os.path.exists(os.path.join(out_dir, f)) for f in ("config.json", "model.safetensors")):
+    if holds_model(out_dir):
         raise SystemExit(f"error: {out_dir} already holds a model: pick another --out_dir, or remove it to build "
                          "it again")
     t0 = time.time()
-    # Built in a sibling folder (the same file system, so the files move by rename) and moved in only once
-    # complete: a failure part-way leaves out_dir as it was, not a tokenizer that no weights match.
-    parent, name = os.path.split(os.path.abspath(out_dir))
-    os.makedirs(parent, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f"{name}.building-", dir=parent) as tmp:
+    # Built in a hidden folder inside out_dir (the same file system, so the files move by rename) and moved
+    # in only once complete: a failure part-way leaves out_dir as it was, not a tokenizer no weights match.
+    os.makedirs(out_dir, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".building-", dir=out_dir) as tmp:
         model, tok = train_base_model(cfg, tmp)
-        os.makedirs(out_dir, exist_ok=True)
         # config.json last: it is what marks a folder as holding a model (train.py looks for it)
         for f in sorted(os.listdir(tmp), key=lambda n: n == "config.json"):
             os.replace(os.path.join(tmp, f), os.path.join(out_dir, f))

@@ -25,6 +25,7 @@ import torch.distributed as dist
 import eval as evaluation
 import grader
 import reward
+import toy
 from configurator import check_device, parse_args, print_config
 from data import encode, load_rows, train_prompt
 from distributed import all_max, all_sum, barrier, finish, init_distributed, on_rank0
@@ -372,9 +373,8 @@ def setup(cfg, rank, world, device, resume_dir, lock, log):
     log(f"training with {world} rank(s) on {device}, compute dtype {str(dtype)[6:]}, master weights fp32")
     print_config(cfg, file=sys.stdout if rank == 0 else open(os.devnull, "w"))
     toy_model = os.path.join(os.path.dirname(os.path.abspath(__file__)), "toy-model")
-    if cfg.model == "toy-model" and not os.path.exists(os.path.join(toy_model, "config.json")) and rank == 0:
-        import toy  # the committed base model is missing: build it where model.py looks for it
-        toy.build_base_model(toy_model)
+    if cfg.model == "toy-model" and rank == 0 and not toy.holds_model(toy_model):
+        toy.build_base_model(toy_model)  # the committed base model is missing: build it where model.py looks
     barrier()
     try:
         policy = Qwen2.from_pretrained(resume_dir or cfg.model, device=device, dtype=torch.float32)

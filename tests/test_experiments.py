@@ -178,7 +178,7 @@ def test_report_refuses_an_out_dir_without_finished_runs_and_writes_nothing(tmp_
     (tmp_path / "empty").mkdir()
     for out_dir, iters in ((tmp_path / "missing", 60), (tmp_path / "empty", 60), (tmp_path / "exp", 30)):
         cfg = ex.ExperimentConfig(out_dir=str(out_dir), figure=str(fig), iters=iters, report=True)
-        with pytest.raises(SystemExit, match=f"^error: {out_dir} holds no finished run of {iters} iterations"):
+        with pytest.raises(SystemExit, match=f"^error: {out_dir} holds no finished training run of {iters} iterations"):
             ex.report(cfg)
         assert not (out_dir / "results.md").exists() and not (out_dir / "results.json").exists()
         assert fig.read_text() == "the figure of a finished family"

@@ -217,6 +217,7 @@ def test_a_train_run_folder_passed_as_the_model_points_to_its_checkpoint(tmp_pat
     with pytest.raises(ValueError, match="model_type=None.*run folder: pass its checkpoint, .*final$"):
         Qwen2.from_pretrained(str(tmp_path))
 
+
 def test_offline_hub_id_error_says_what_to_do_without_hub_traceback(tmp_path):
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf"),
                HF_HUB_CACHE=str(tmp_path / "hub"))

@@ -253,4 +253,4 @@ def test_a_build_that_fails_part_way_leaves_its_folder_as_it_was(tmp_path, monke
     monkeypatch.undo()
     toy.build_base_model(str(out), **TINY)  # into a folder without a model: the user's files stay
     assert {"notes.txt", "config.json", "model.safetensors", "tokenizer.json"} <= set(os.listdir(out))
-    assert os.listdir(tmp_path) == ["model"]
+    assert os.listdir(tmp_path) == ["model"] and not [f for f in os.listdir(out) if f.startswith(".")]
