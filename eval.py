@@ -313,6 +313,9 @@ def evaluate(cfg, model, tok, name, rows, k, rank, world, done, master):
     if max_new < cfg.max_new_tokens and master:
         print(f"{name}: max_new_tokens capped at {max_new} by the model's context length", file=sys.stderr)
     weight, per_call = model.lm_head.weight, min(len(todo), max(1, cfg.chunk // k))
+    # On the built-in task a right answer counts only with a valid derivation (see toy.derivation_ok);
+    # not on a file that happens to be named toy.jsonl.
+    builtin_toy = benchmark_specs(cfg.benchmark).get(name) == "toy"
     held = torch.cuda.memory_allocated(weight.device) if weight.is_cuda else 0  # all this process holds
     prefill = per_call * longest * KVCache.bytes_per_token(model.config, weight.dtype)  # a call's prompts
     kv_tokens = shared_kv_budget(model.config, weight.dtype, weight.device, gpu_memory(weight.device),
@@ -331,9 +334,7 @@ def evaluate(cfg, model, tok, name, rows, k, rank, world, done, master):
                     "correct": bool(graded[g] and outs[g].finished),
                     "tokens": len(outs[g].tokens), "finished": outs[g].finished, "response": texts[g]}
                    for g, (i, j) in enumerate((i, j) for i in run for j in range(k))]
-        # On the built-in task a right answer counts only with a valid derivation (see toy.derivation_ok);
-        # not on a file that happens to be named toy.jsonl.
-        if benchmark_specs(cfg.benchmark).get(name) == "toy":
+        if builtin_toy:
             for r in records:
                 r["answer_correct"] = r["correct"]
                 r["correct"] = r["correct"] and toy.derivation_ok(rows[r["problem_id"]]["problem"],

@@ -6,7 +6,7 @@ evaluated by the same protocol: 1,000 held-out problems, one sample each at T = 
 counted only with a valid derivation (toy.derivation_ok). Then one figure in the paper's form (accuracy
 against mean tokens) and one table, with each of the paper's claims checked.
 
-    python experiments.py                                   # 1 h 36-38 min on 2 cores (2026-12-03) -> out/experiments/
+    python experiments.py                                   # 1 h 36-38 min on 2 cores -> out/experiments/
     python experiments.py --alphas 0,0.2,0.4 --seeds 1      # a smaller family
     python experiments.py --report true                     # only the figure and the table, from what is done
 
@@ -23,6 +23,7 @@ import sys
 import time
 from dataclasses import dataclass
 
+import reward
 from train import PRESETS
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -51,7 +52,8 @@ class ExperimentConfig:
         for key, ok, allowed in checks:
             if not ok:
                 raise ValueError(f"--{key} must be {allowed}, got {getattr(self, key)!r}")
-        lists = [("alphas", lambda a: 0 <= float(a) < 1, "alphas in [0, 1) (the paper's 0 to 0.4)"),
+        lists = [("alphas", lambda a: reward.check_alpha(float(a)) is None,  # raises outside [0, 1)
+                  "alphas in [0, 1) (the paper's 0 to 0.4)"),
                  ("lrs", lambda lr: 0 < float(lr) < math.inf, "learning rates > 0"),
                  ("budgets", lambda b: not b.strip() or 0 < int(b) <= MAX_NEW_TOKENS,
                   f"token counts from 1 to {MAX_NEW_TOKENS} (the base model's evaluation length)")]
