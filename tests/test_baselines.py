@@ -3,6 +3,7 @@ real (tiny) run of each on the toy task."""
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 
@@ -74,6 +75,10 @@ def test_a_tiny_run_samples_once_fine_tunes_and_evaluates(tmp_path, mode):
     p = subprocess.run([sys.executable, "baselines.py", mode, *args, "--epochs", "2"], cwd=ROOT, env=env,
                        capture_output=True, text=True, timeout=600)
     assert p.returncode == 1 and "holds a model fine-tuned with other settings" in p.stderr, p.stderr[-3000:]
+    shutil.rmtree(run / "final")  # its settings say done, its model is gone: one line, not a traceback
+    p = subprocess.run([sys.executable, "baselines.py", mode, *args], cwd=ROOT, env=env, capture_output=True,
+                       text=True, timeout=600)
+    assert p.returncode == 1 and "to fine-tune again" in p.stderr and "Traceback" not in p.stderr, p.stderr[-3000:]
 
 
 def test_settings_a_fine_tune_cannot_use_are_refused_before_it_starts(tmp_path):

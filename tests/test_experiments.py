@@ -182,6 +182,10 @@ def test_report_refuses_an_out_dir_without_finished_runs_and_writes_nothing(tmp_
             ex.report(cfg)
         assert not (out_dir / "results.md").exists() and not (out_dir / "results.json").exists()
         assert fig.read_text() == "the figure of a finished family"
+    # after a run in which every job failed there is nothing to report, and main says which failed
+    assert ex.report(ex.ExperimentConfig(out_dir=str(tmp_path / "empty"), figure=str(fig))) is None
+    assert not (tmp_path / "empty" / "results.md").exists()
+    assert fig.read_text() == "the figure of a finished family"
     # a partial family is reported from the runs that are done, as the README says
     ex.report(ex.ExperimentConfig(out_dir=str(tmp_path / "exp"), figure=str(fig), report=True))
     assert "| RL, alpha 0.2 (1 seed) | 90.0% | 50.0 (-38%) |" in (tmp_path / "exp" / "results.md").read_text()
