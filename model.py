@@ -38,6 +38,19 @@ class Qwen2Config:
     torch_dtype: str = "bfloat16"  # dtype the weights are stored in
 
     def __post_init__(self):
+        sizes = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+                 "num_key_value_heads", "max_position_embeddings", "head_dim")
+        for k in sizes:  # a config.json written by hand: "12" or 12.5 would fail deep inside torch
+            v = getattr(self, k)
+            if type(v) is not int or v < (0 if k == "head_dim" else 1):
+                raise ValueError(f"{k} must be a positive integer, got {v!r}")
+        for k in ("rope_theta", "rms_norm_eps"):
+            v = getattr(self, k)
+            if type(v) not in (int, float) or not 0 < v < float("inf"):
+                raise ValueError(f"{k} must be a positive number, got {v!r}")
+        if type(self.tie_word_embeddings) is not bool:
+            raise ValueError(f"tie_word_embeddings must be true or false, got {self.tie_word_embeddings!r}")
+        self.rope_theta = float(self.rope_theta)
         self.head_dim = self.head_dim or self.hidden_size // self.num_attention_heads
         if self.num_attention_heads % self.num_key_value_heads:
             raise ValueError(f"num_attention_heads ({self.num_attention_heads}) must be a multiple of "
@@ -46,6 +59,9 @@ class Qwen2Config:
     @classmethod
     def from_hf(cls, d):
         """Read a Hugging Face config.json dict, transformers-4 or -5 style; refuse what we would mis-run."""
+        if not isinstance(d, dict):
+            raise ValueError(f"holds a JSON {type(d).__name__}, not an object of settings: copy the config.json of "
+                             "the model these weights came from")
         arch = d.get("architectures") or []
         if d.get("model_type") != "qwen2" and "Qwen2ForCausalLM" not in arch:
             raise ValueError(f"unsupported model: model_type={d.get('model_type')!r}, architectures={arch}; "
@@ -56,6 +72,8 @@ class Qwen2Config:
             raise ValueError(f"missing {', '.join(missing)}: copy the config.json of the model these weights "
                              "came from")
         rope = d.get("rope_parameters") or d.get("rope_scaling") or {}
+        if not isinstance(rope, dict):
+            raise ValueError(f"rope_parameters / rope_scaling must be an object, got {rope!r}")
         if rope.get("rope_type", rope.get("type", "default")) != "default":
             raise ValueError(f"unsupported RoPE scaling {rope}; only plain RoPE is implemented")
         n_layers = d["num_hidden_layers"]
@@ -68,7 +86,7 @@ class Qwen2Config:
                    num_key_value_heads=d.get("num_key_value_heads", d["num_attention_heads"]),
                    head_dim=d.get("head_dim") or 0,
                    max_position_embeddings=d.get("max_position_embeddings", 32768),
-                   rope_theta=float(d.get("rope_theta", rope.get("rope_theta", 10000.0))),
+                   rope_theta=d.get("rope_theta", rope.get("rope_theta", 10000.0)),
                    rms_norm_eps=d.get("rms_norm_eps", 1e-6),
                    tie_word_embeddings=d.get("tie_word_embeddings", False),
                    bos_token_id=d.get("bos_token_id"), eos_token_id=d.get("eos_token_id"),
@@ -298,7 +316,7 @@ class Qwen2(nn.Module):
         except json.JSONDecodeError as e:
             raise ValueError(f"{config_path} is not valid JSON ({e}): copy the config.json of the model these "
                              "weights came from") from None
-        except ValueError as e:  # a key missing, another model: name the file
+        except (ValueError, TypeError) as e:  # a key missing or mistyped, another model: name the file
             raise ValueError(f"{config_path}: {e}{_checkpoint_hint(folder)}") from None
         device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         if device.type == "cuda" and not torch.cuda.is_available():

@@ -204,6 +204,30 @@ def test_a_config_json_missing_a_key_or_not_json_is_an_error_naming_the_file(tmp
         Qwen2.from_pretrained(str(tmp_path))
 
 
+
+@pytest.mark.parametrize("edit, problem", [
+    (lambda d: [d], "holds a JSON list, not an object of settings"),
+    (lambda d: {**d, "num_key_value_heads": 0}, "num_key_value_heads must be a positive integer, got 0"),
+    (lambda d: {**d, "hidden_size": "64"}, "hidden_size must be a positive integer, got '64'"),
+    (lambda d: {**d, "num_hidden_layers": 2.5}, "num_hidden_layers must be a positive integer, got 2.5"),
+    (lambda d: {**d, "rope_theta": "1e4"}, "rope_theta must be a positive number, got '1e4'"),
+    (lambda d: {**d, "rms_norm_eps": None}, "rms_norm_eps must be a positive number, got None"),
+    (lambda d: {**d, "tie_word_embeddings": "no"}, "tie_word_embeddings must be true or false, got 'no'"),
+    (lambda d: {**d, "rope_scaling": "linear"}, "rope_parameters / rope_scaling must be an object"),
+])
+def test_a_config_json_with_a_wrong_shape_or_type_is_an_error_naming_the_key(tmp_path, tiny_model_dir, edit,
+                                                                                problem):
+    # used to be AttributeError / ZeroDivisionError / a TypeError from inside torch
+    for f in os.listdir(tiny_model_dir):
+        if f != "config.json":
+            os.symlink(os.path.join(tiny_model_dir, f), tmp_path / f)
+    d = json.load(open(os.path.join(tiny_model_dir, "config.json")))
+    json.dump(edit(d), open(tmp_path / "config.json", "w"))
+    with pytest.raises(ValueError, match=re.escape(f"{tmp_path / 'config.json'}: {problem}")):
+        Qwen2.from_pretrained(str(tmp_path))
+    json.dump(d, open(tmp_path / "config.json", "w"))  # the same folder with its config.json intact loads
+    assert Qwen2.from_pretrained(str(tmp_path)).config.rope_theta == float(d.get("rope_theta", 10000.0))
+
 def test_a_train_run_folder_passed_as_the_model_points_to_its_checkpoint(tmp_path, tiny_model_dir):
     """A run folder's config.json is the run's settings: it used to say only `model_type=None`."""
     (tmp_path / "config.json").write_text(json.dumps({"model": "toy-model", "iters": 20}))
