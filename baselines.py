@@ -37,7 +37,7 @@ import torch
 
 import eval as evaluation
 import reward
-from configurator import check_device, parse_args, print_config
+from configurator import check, check_device, parse_args, print_config
 from data import load_rows
 from model import Qwen2, load_tokenizer
 from sample import generate
@@ -68,10 +68,9 @@ class BaselineConfig:
     threads: int = 1
 
     def __post_init__(self):
-        for key in ("num_prompts", "prompts", "samples", "max_new_tokens", "epochs", "batch_size",
-                    "eval_problems", "threads"):
-            if getattr(self, key) < 1:
-                raise ValueError(f"--{key} must be at least 1, got {getattr(self, key)}")
+        check(self, [(k, getattr(self, k) >= 1, ">= 1") for k in (
+            "num_prompts", "prompts", "samples", "max_new_tokens", "epochs", "batch_size", "eval_problems",
+            "threads")])
         if not (0 < self.lr < math.inf and 0 < self.beta < math.inf and 0 < self.temperature < math.inf):
             raise ValueError("--lr, --beta and --temperature must be positive")
         if self.warmup_steps < 0:  # a negative warm-up would make the learning rate negative: ascent

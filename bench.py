@@ -42,7 +42,7 @@ import torch.distributed as dist
 import torch.nn as nn
 
 import paged_attention
-from configurator import check_device, parse_args, print_config
+from configurator import check, check_device, parse_args, print_config
 from distributed import finish, init_distributed
 from model import KVCache, Qwen2, Qwen2Config
 from sample import generate, gpu_memory
@@ -101,9 +101,7 @@ class BenchConfig:
         self.tokens = self.tokens or DEFAULT_TRAIN_TOKENS[self.shape]
         if self.max_new_tokens + 1 >= SHAPES[self.shape]["vocab_size"] or self.prompt_len < 4:
             raise ValueError("the countdown needs max_new_tokens < vocab_size - 1, and --prompt_len >= 4")
-        for key in ("prompts", "repeats", "max_new_tokens", "tokens"):
-            if getattr(self, key) < 1:
-                raise ValueError(f"--{key} must be at least 1, got {getattr(self, key)}")
+        check(self, [(k, getattr(self, k) >= 1, ">= 1") for k in ("prompts", "repeats", "max_new_tokens", "tokens")])
         if not all(b.strip().isdigit() and int(b) >= 1 for b in self.batch.split(",")):
             raise ValueError(f"--batch takes comma-separated positive batch sizes, got {self.batch!r}")
         if self.dtype not in ("", "float32", "bfloat16", "float16"):

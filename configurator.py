@@ -85,6 +85,14 @@ def print_config(cfg, file=None):
         print(f"  {k:<22} {v}", file=file or sys.stdout)
 
 
+def check(cfg, rules):
+    """A config's __post_init__ checks: each rule is (key, ok, allowed), and the first one broken is refused as
+    `--key must be <allowed>, got <value>`, which parse_args prints as a one-line error."""
+    for key, ok, allowed in rules:
+        if not ok:
+            raise ValueError(f"--{key} must be {allowed}, got {getattr(cfg, key)!r}")
+
+
 def check_device(device):
     """--device, checked in the scripts' configs: "" (CUDA if there is a GPU, else the CPU), cpu, cuda or
     cuda:N, the devices this code is written and tested for. A typo ("gpu", "CPU") used to fail inside

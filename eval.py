@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 import toy
-from configurator import check_device
+from configurator import check, check_device
 from data import BENCHMARKS, chat_prompt, encode, load_rows
 from distributed import all_max, barrier, finish, init_distributed
 import grader
@@ -73,9 +73,7 @@ class EvalConfig:
                   ("chunk", self.chunk >= 1, ">= 1"),
                   ("kv_memory", 0 < self.kv_memory < 1, "a fraction of the GPU's memory, in (0, 1)")]
         checks += [(key, getattr(self, key) >= 0, ">= 0") for key in ("limit", "slots", "grader_processes")]
-        for key, ok, allowed in checks:
-            if not ok:
-                raise ValueError(f"--{key} must be {allowed}, got {getattr(self, key)!r}")
+        check(self, checks)
         try:  # past max_new_tokens a budget would count responses cut there as never finishing: not exact
             assert all(0 < int(b) <= self.max_new_tokens for b in self.budgets.split(",") if b.strip())
         except (ValueError, AssertionError):

@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass
 
 import reward
+from configurator import check, parse_args, print_config
 from train import PRESETS
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -49,21 +50,18 @@ class ExperimentConfig:
         checks += [("ablation_seeds", self.ablation_seeds >= 0, ">= 0 (0 = no ablation)"),
                    ("out_dir", self.out_dir.strip() != "", "a folder"),
                    ("figure", self.figure.strip() != "", "an image file")]
-        for key, ok, allowed in checks:
-            if not ok:
-                raise ValueError(f"--{key} must be {allowed}, got {getattr(self, key)!r}")
-        lists = [("alphas", lambda a: reward.check_alpha(float(a)) is None,  # raises outside [0, 1)
-                  "alphas in [0, 1) (the paper's 0 to 0.4)"),
-                 ("lrs", lambda lr: 0 < float(lr) < math.inf, "learning rates > 0"),
-                 ("budgets", lambda b: not b.strip() or 0 < int(b) <= MAX_NEW_TOKENS,
-                  f"token counts from 1 to {MAX_NEW_TOKENS} (the base model's evaluation length)")]
-        for key, valid, allowed in lists:
+
+        def each(key, valid):  # every comma-separated item of a list option
             try:
-                ok = all(valid(x) for x in getattr(self, key).split(","))
-            except ValueError:  # not a number
-                ok = False
-            if not ok:
-                raise ValueError(f"--{key} must be {allowed}, comma-separated, got {getattr(self, key)!r}")
+                return all(valid(x) for x in getattr(self, key).split(","))
+            except ValueError:  # not a number, or an alpha out of range (reward.check_alpha)
+                return False
+        checks += [("alphas", each("alphas", lambda a: reward.check_alpha(float(a)) is None),
+                    "alphas in [0, 1) (the paper's 0 to 0.4), comma-separated"),
+                   ("lrs", each("lrs", lambda lr: 0 < float(lr) < math.inf), "learning rates > 0, comma-separated"),
+                   ("budgets", each("budgets", lambda b: not b.strip() or 0 < int(b) <= MAX_NEW_TOKENS),
+                    f"token counts from 1 to {MAX_NEW_TOKENS} (the base model's evaluation length), comma-separated")]
+        check(self, checks)
 
 
 def prompts_seen(iters):
@@ -420,7 +418,6 @@ def report(cfg):
 
 
 def main(argv):
-    from configurator import parse_args, print_config
     cfg = parse_args(ExperimentConfig, argv)
     print_config(cfg)
     ok = cfg.report or run_all(cfg)

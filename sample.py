@@ -498,10 +498,8 @@ class SampleConfig:
     device: str = ""  # "" = cuda if available, else cpu
 
     def __post_init__(self):
-        from configurator import check_device
-        for key in ("n", "max_new_tokens"):
-            if getattr(self, key) < 1:
-                raise ValueError(f"--{key} must be at least 1, got {getattr(self, key)}")
+        from configurator import check, check_device
+        check(self, [(k, getattr(self, k) >= 1, ">= 1") for k in ("n", "max_new_tokens")])
         check_device(self.device)
 
 

@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, replace
 
 import torch
 
+from configurator import check, parse_args, print_config
 from data import ASSISTANT, BOS, USER, chat_prompt, encode, toy_problems, train_prompt
 
 # The rest of the DeepSeek-R1 special tokens (data.py has BOS, User and Assistant), spelled as in the real
@@ -191,9 +192,7 @@ class ToyConfig:
                    ("weight_decay", 0 <= self.weight_decay < math.inf, ">= 0"),
                    ("max_position_embeddings", self.max_position_embeddings > self.max_new_tokens,
                     f"> --max_new_tokens ({self.max_new_tokens}): the prompt needs room too")]
-        for key, ok, allowed in checks:
-            if not ok:
-                raise ValueError(f"--{key} must be {allowed}, got {getattr(self, key)!r}")
+        check(self, checks)
         H = self.num_attention_heads
         if self.hidden_size % H or self.hidden_size // H % 2:  # RoPE rotates pairs of a head's dimensions
             raise ValueError(f"--num_attention_heads must split --hidden_size {self.hidden_size} into heads of an "
@@ -340,7 +339,6 @@ def evaluate(model, tok, n=200, temperature=0.6, max_new_tokens=256, seed=0):
 
 
 def main(argv):
-    from configurator import parse_args, print_config
     cfg = parse_args(ToyConfig, argv)
     print("toy config:")
     print_config(cfg)

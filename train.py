@@ -26,7 +26,7 @@ import eval as evaluation
 import grader
 import reward
 import toy
-from configurator import check_device, parse_args, print_config
+from configurator import check, check_device, parse_args, print_config
 from data import encode, load_rows, train_prompt
 from distributed import all_max, all_sum, barrier, finish, init_distributed, on_rank0
 from model import KVCache, Qwen2, load_tokenizer
@@ -92,10 +92,9 @@ class TrainConfig:
             raise ValueError(f"--loss_agg must be seq-mean or token-mean, got {self.loss_agg!r}")
         if self.adv_norm not in ("batch", "group", "none"):
             raise ValueError(f"--adv_norm must be batch, group or none, got {self.adv_norm!r}")
-        for k in ("iters", "prompts_per_iter", "group_size", "train_batch_size", "micro_batch_size",
-                  "epochs", "max_new_tokens", "num_prompts"):
-            if getattr(self, k) < 1:
-                raise ValueError(f"--{k} must be at least 1, got {getattr(self, k)}")
+        check(self, [(k, getattr(self, k) >= 1, ">= 1") for k in (
+            "iters", "prompts_per_iter", "group_size", "train_batch_size", "micro_batch_size", "epochs",
+            "max_new_tokens", "num_prompts")])
         if self.group_size < 2:
             raise ValueError("--group_size must be at least 2: the leave-one-out baseline needs a group")
         rollout = self.prompts_per_iter * self.group_size
@@ -119,9 +118,7 @@ class TrainConfig:
         checks += [(k, getattr(self, k) >= 0, ">= 0")
                    for k in ("warmup_steps", "micro_batch_tokens", "save_every", "rollout_slots",
                              "reward_workers", "threads")]
-        for key, ok, allowed in checks:
-            if not ok:
-                raise ValueError(f"--{key} must be {allowed}, got {getattr(self, key)!r}")
+        check(self, checks)
         if not self.out_dir:
             raise ValueError("--out_dir is empty: name the folder the run writes to")
         check_device(self.device)

@@ -84,7 +84,7 @@ def test_a_tiny_run_samples_once_fine_tunes_and_evaluates(tmp_path, mode):
 def test_settings_a_fine_tune_cannot_use_are_refused_before_it_starts(tmp_path):
     from baselines import BaselineConfig
     for key, value, message in [("warmup_steps", -1, "--warmup_steps must be >= 0"),  # was: a negative lr
-                                ("eval_problems", 0, "--eval_problems must be at least 1"),  # was: all
+                                ("eval_problems", 0, "--eval_problems must be >= 1, got 0"),  # was: all
                                 ("eval_temperature", -1.0, "--eval_temperature must be >= 0"),
                                 ("device", "mps", "--device must be cpu, cuda or cuda:N")]:
         with pytest.raises(ValueError, match=message):

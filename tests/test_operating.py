@@ -81,11 +81,11 @@ def test_sample_and_bench_settings_they_cannot_use_are_refused():
     from sample import SampleConfig
     # each used to end in a traceback: an IndexError in the decode step, a StatisticsError, an AttributeError
     for config, key, value, message in [
-            (SampleConfig, "max_new_tokens", 0, "--max_new_tokens must be at least 1"),
-            (SampleConfig, "n", 0, "--n must be at least 1"),
+            (SampleConfig, "max_new_tokens", 0, "--max_new_tokens must be >= 1, got 0"),
+            (SampleConfig, "n", 0, "--n must be >= 1, got 0"),
             (SampleConfig, "device", "gpu", "--device must be cpu, cuda or cuda:N"),
-            (BenchConfig, "repeats", 0, "--repeats must be at least 1"),
-            (BenchConfig, "prompts", 0, "--prompts must be at least 1"),
+            (BenchConfig, "repeats", 0, "--repeats must be >= 1, got 0"),
+            (BenchConfig, "prompts", 0, "--prompts must be >= 1, got 0"),
             (BenchConfig, "batch", "abc", "--batch takes comma-separated"),
             (BenchConfig, "dtype", "fp16", "--dtype must be float32"),
             (BenchConfig, "device", "CPU", "--device must be cpu, cuda or cuda:N")]:
