@@ -44,6 +44,7 @@ class EvalConfig:
     model: str = "toy-model"  # local Hugging Face folder or hub id
     benchmark: str = "gsm8k,math500,aime24"  # comma-separated: those names, toy, an HF id, a .jsonl/.parquet
     k: int = 0  # samples per problem (alias --n); 0 = the paper's: gsm8k 1, math500 3, aime24 10, others 1
+    #             (by name: a local aime24.jsonl gets 10 too)
     temperature: float = 0.6  # 0 = greedy
     top_p: float = 1.0
     max_new_tokens: int = 32768  # capped at the model's context length minus the longest prompt
