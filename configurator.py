@@ -4,6 +4,7 @@ boolean field also takes a bare `--key` (true).
 
     cfg = parse_args(TrainConfig, sys.argv[1:])   # unknown keys and bad values exit with a clear message;
                                                   # --help prints the script's docstring and the fields
+    check(self, [("lr", 0 < self.lr < math.inf, "> 0")])  # in a config's __post_init__: --lr must be > 0, got 0.0
 """
 import dataclasses
 import inspect
