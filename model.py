@@ -39,10 +39,10 @@ class Qwen2Config:
 
     def __post_init__(self):
         sizes = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
-                 "num_key_value_heads", "max_position_embeddings", "head_dim")
+                 "num_key_value_heads", "max_position_embeddings")
         for k in sizes:  # a config.json written by hand: "12" or 12.5 would fail deep inside torch
             v = getattr(self, k)
-            if type(v) is not int or v < (0 if k == "head_dim" else 1):
+            if type(v) is not int or v < 1:
                 raise ValueError(f"{k} must be a positive integer, got {v!r}")
         for k in ("rope_theta", "rms_norm_eps"):
             v = getattr(self, k)
@@ -51,7 +51,13 @@ class Qwen2Config:
         if type(self.tie_word_embeddings) is not bool:
             raise ValueError(f"tie_word_embeddings must be true or false, got {self.tie_word_embeddings!r}")
         self.rope_theta = float(self.rope_theta)
+        if type(self.head_dim) is not int:
+            raise ValueError(f"head_dim must be an integer (0: hidden_size // num_attention_heads), got "
+                             f"{self.head_dim!r}")
         self.head_dim = self.head_dim or self.hidden_size // self.num_attention_heads
+        if self.head_dim < 2 or self.head_dim % 2:  # RoPE rotates pairs of a head's dimensions
+            raise ValueError(f"head_dim must be even and at least 2, got {self.head_dim} (hidden_size "
+                             f"{self.hidden_size}, {self.num_attention_heads} attention heads)")
         if self.num_attention_heads % self.num_key_value_heads:
             raise ValueError(f"num_attention_heads ({self.num_attention_heads}) must be a multiple of "
                              f"num_key_value_heads ({self.num_key_value_heads})")
@@ -316,7 +322,7 @@ class Qwen2(nn.Module):
         except json.JSONDecodeError as e:
             raise ValueError(f"{config_path} is not valid JSON ({e}): copy the config.json of the model these "
                              "weights came from") from None
-        except (ValueError, TypeError) as e:  # a key missing or mistyped, another model: name the file
+        except (ValueError, TypeError, OverflowError) as e:  # a key missing or mistyped, another model: name it
             raise ValueError(f"{config_path}: {e}{_checkpoint_hint(folder)}") from None
         device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         if device.type == "cuda" and not torch.cuda.is_available():

@@ -182,11 +182,31 @@ def test_report_refuses_an_out_dir_without_finished_runs_and_writes_nothing(tmp_
             ex.report(cfg)
         assert not (out_dir / "results.md").exists() and not (out_dir / "results.json").exists()
         assert fig.read_text() == "the figure of a finished family"
-    # after a run in which every job failed there is nothing to report, and main says which failed
-    assert ex.report(ex.ExperimentConfig(out_dir=str(tmp_path / "empty"), figure=str(fig))) is None
+    # after a run in which every job failed there is nothing to report (main then names the failed runs):
+    # no refusal, and nothing written
+    ex.report(ex.ExperimentConfig(out_dir=str(tmp_path / "empty"), figure=str(fig)))
     assert not (tmp_path / "empty" / "results.md").exists()
     assert fig.read_text() == "the figure of a finished family"
     # a partial family is reported from the runs that are done, as the README says
     ex.report(ex.ExperimentConfig(out_dir=str(tmp_path / "exp"), figure=str(fig), report=True))
     assert "| RL, alpha 0.2 (1 seed) | 90.0% | 50.0 (-38%) |" in (tmp_path / "exp" / "results.md").read_text()
     assert fig.stat().st_size > 10_000
+
+
+def test_when_every_run_fails_the_command_names_them_skips_what_needs_them_and_writes_no_report(tmp_path):
+    """A real `python experiments.py` whose runs all fail (their output paths blocked): each failure is named,
+    what depends on a failed run is skipped, the exit is one line, and no table or figure is written."""
+    out, fig = tmp_path / "exp", tmp_path / "fig.png"
+    (out / "base" / "eval_final.json").mkdir(parents=True)  # eval.py refuses an --out that is a folder
+    (out / "rl-alpha0-seed1").write_text("a file where train.py wants its out_dir")
+    (out / "baselines").write_text("a file where baselines.py wants its out_dir")
+    p = subprocess.run([sys.executable, "experiments.py", "--alphas", "0", "--seeds", "1", "--ablation_seeds", "0",
+                        "--lrs", "1e-4", "--iters", "1", "--eval_problems", "2", "--budgets", "50",
+                        "--out_dir", str(out), "--figure", str(fig)],
+                       cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert p.returncode == 1 and "Traceback" not in p.stderr, p.stdout[-2000:] + p.stderr[-2000:]
+    assert p.stderr.strip().endswith("run the same command again to retry them")
+    failed = p.stdout.split("failed: ")[-1].splitlines()[0].split(", ")
+    assert sorted(failed) == ["base", "dpo-lr0.0001", "rl-alpha0-seed1", "samples", "sft-lr0.0001"]
+    assert "SKIPPED dpo-lr0.0001: samples failed" in p.stdout
+    assert not fig.exists() and not (out / "results.md").exists()

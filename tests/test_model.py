@@ -204,7 +204,6 @@ def test_a_config_json_missing_a_key_or_not_json_is_an_error_naming_the_file(tmp
         Qwen2.from_pretrained(str(tmp_path))
 
 
-
 @pytest.mark.parametrize("edit, problem", [
     (lambda d: [d], "holds a JSON list, not an object of settings"),
     (lambda d: {**d, "num_key_value_heads": 0}, "num_key_value_heads must be a positive integer, got 0"),
@@ -214,6 +213,9 @@ def test_a_config_json_missing_a_key_or_not_json_is_an_error_naming_the_file(tmp
     (lambda d: {**d, "rms_norm_eps": None}, "rms_norm_eps must be a positive number, got None"),
     (lambda d: {**d, "tie_word_embeddings": "no"}, "tie_word_embeddings must be true or false, got 'no'"),
     (lambda d: {**d, "rope_scaling": "linear"}, "rope_parameters / rope_scaling must be an object"),
+    (lambda d: {**d, "head_dim": "8"}, "head_dim must be an integer (0: hidden_size // num_attention_heads)"),
+    (lambda d: {**d, "head_dim": 7}, "head_dim must be even and at least 2, got 7"),
+    (lambda d: {**d, "rope_theta": 10**400}, "int too large to convert to float"),
 ])
 def test_a_config_json_with_a_wrong_shape_or_type_is_an_error_naming_the_key(tmp_path, tiny_model_dir, edit,
                                                                                 problem):
@@ -225,8 +227,21 @@ def test_a_config_json_with_a_wrong_shape_or_type_is_an_error_naming_the_key(tmp
     json.dump(edit(d), open(tmp_path / "config.json", "w"))
     with pytest.raises(ValueError, match=re.escape(f"{tmp_path / 'config.json'}: {problem}")):
         Qwen2.from_pretrained(str(tmp_path))
-    json.dump(d, open(tmp_path / "config.json", "w"))  # the same folder with its config.json intact loads
-    assert Qwen2.from_pretrained(str(tmp_path)).config.rope_theta == float(d.get("rope_theta", 10000.0))
+
+
+def test_an_r1_config_with_an_integer_rope_theta_and_null_fields_loads_as_floats(tmp_path, tiny_model_dir):
+    """The real R1-Distill config.json files write "rope_theta": 10000 (an int) and null for what they do not
+    use; RoPE's frequencies are then computed from a float, as transformers does."""
+    for f in os.listdir(tiny_model_dir):
+        if f != "config.json":
+            os.symlink(os.path.join(tiny_model_dir, f), tmp_path / f)
+    d = json.load(open(os.path.join(tiny_model_dir, "config.json")))
+    d.pop("rope_parameters", None)
+    json.dump({**d, "rope_theta": 10000, "head_dim": None, "rope_scaling": None, "sliding_window": None},
+              open(tmp_path / "config.json", "w"))
+    config = Qwen2.from_pretrained(str(tmp_path)).config
+    assert type(config.rope_theta) is float and config.rope_theta == 10000.0
+    assert config.head_dim == d["hidden_size"] // d["num_attention_heads"]
 
 def test_a_train_run_folder_passed_as_the_model_points_to_its_checkpoint(tmp_path, tiny_model_dir):
     """A run folder's config.json is the run's settings: it used to say only `model_type=None`."""
