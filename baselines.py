@@ -37,7 +37,7 @@ import torch
 
 import eval as evaluation
 import reward
-from configurator import check, check_device, parse_args, print_config
+from configurator import check, check_device, file_in_the_way, parse_args, print_config
 from data import load_rows
 from model import Qwen2, load_tokenizer
 from sample import generate
@@ -79,6 +79,8 @@ class BaselineConfig:
             raise ValueError(f"--eval_temperature must be >= 0 (0 = greedy), got {self.eval_temperature}")
         if not self.out_dir:
             raise ValueError("--out_dir is empty: name the folder the samples and models go to")
+        blocked = file_in_the_way(self.out_dir)  # else os.makedirs stops on it, once the model has loaded
+        check(self, [("out_dir", blocked is None, f"a folder ({blocked} is a file)")])
         check_device(self.device)
 
 
@@ -87,10 +89,38 @@ TRAINING = SAMPLING + ("lr", "epochs", "batch_size", "beta", "warmup_steps")  # 
 
 
 def _read_json(path):
+    """The JSON object in path, None if there is no file; ValueError if it holds none (cut short, garbled)."""
     if not os.path.exists(path):
         return None
     with open(path) as f:
-        return json.load(f)
+        d = json.load(f)
+    if not isinstance(d, dict):
+        raise ValueError("not a JSON object")
+    return d
+
+
+def read_samples(path, drawn):
+    """samples.jsonl's samples, which must have been drawn with the settings `drawn`. A damaged file (cut
+    short, emptied, garbled: it is written whole or not at all, so something else did it) is refused."""
+    samples = []
+    with open(path, "rb") as f:  # bytes: json.loads decodes each line, so bad UTF-8 is a ValueError too
+        for i, line in enumerate(f, 1):
+            try:
+                s = json.loads(line)
+            except ValueError:
+                s = None
+            if not (isinstance(s, dict) and {"prompt", "tokens", "correct"} <= s.keys()):
+                raise SystemExit(f"error: {path} is damaged (line {i} is not a whole sample): delete it to "
+                                 "sample again")
+            samples.append(s)
+    if samples and samples[0].get("sampling") != drawn:
+        raise SystemExit(f"error: {path} holds samples drawn with other settings ({samples[0].get('sampling')}, "
+                         f"not {drawn}): pass another --out_dir, or delete it")
+    n = drawn["prompts"] * drawn["samples"]
+    if len(samples) != n:  # cut at the end of a line, or emptied
+        raise SystemExit(f"error: {path} is damaged (it holds {len(samples)} samples of the {n} drawn): "
+                         "delete it to sample again")
+    return samples
 
 
 # -----------------------------------------------------------------------------
@@ -202,7 +232,7 @@ def main(argv):
     print_config(cfg)
     try:
         model = Qwen2.from_pretrained(cfg.model, device=cfg.device, dtype=torch.float32)
-        tokenizer = load_tokenizer(model.source)
+        tokenizer = load_tokenizer(model.source, chat=bool(cfg.eval_benchmark))
     except (FileNotFoundError, ValueError) as e:
         raise SystemExit(f"error: {e}")
     rows, prompts = load_prompts(train_config(cfg), tokenizer, model.config, print)
@@ -221,11 +251,7 @@ def main(argv):
         with open(tmp, "w") as f:
             f.writelines(json.dumps(dict(s, sampling=drawn)) + "\n" for s in samples)
         os.replace(tmp, path)
-    with open(path) as f:
-        samples = [json.loads(line) for line in f]
-    if samples[0].get("sampling") != drawn:
-        raise SystemExit(f"error: {path} holds samples drawn with other settings ({samples[0].get('sampling')}, "
-                         f"not {drawn}): pass another --out_dir, or delete it")
+    samples = read_samples(path, drawn)
     if mode == "sample":
         return
     data = list(shortest_correct(samples).values()) if mode == "sft" else list(dpo_pairs(samples).values())
@@ -234,7 +260,10 @@ def main(argv):
                          "to train on")
     run_dir = os.path.join(cfg.out_dir, f"{mode}-lr{cfg.lr:g}")
     settings = dict(mode=mode, **{k: getattr(cfg, k) for k in TRAINING})
-    done = _read_json(os.path.join(run_dir, "config.json"))  # written once the model is saved
+    try:
+        done = _read_json(os.path.join(run_dir, "config.json"))  # written once the model is saved
+    except ValueError as e:  # damaged: which settings made the model, and whether it is whole, is unknown
+        raise SystemExit(f"error: {run_dir}/config.json is damaged ({e}): delete {run_dir} to fine-tune again")
     if done is not None and {k: done.get(k) for k in settings} != settings:
         raise SystemExit(f"error: {run_dir} holds a model fine-tuned with other settings: pass another "
                          "--out_dir, or delete it")

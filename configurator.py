@@ -8,6 +8,7 @@ boolean field also takes a bare `--key` (true).
 """
 import dataclasses
 import inspect
+import os
 import re
 import sys
 
@@ -21,11 +22,15 @@ def _convert(name, text, default):
             if text.lower() in ("0", "false", "no", "off"):
                 return False
             raise ValueError
-        if kind in (int, float):
-            return kind(float(text)) if kind is int and "e" in text.lower() else kind(text)
+        if kind is int and "e" in text.lower():  # 1e4, but not 2.9e0
+            x = float(text)
+            if not x.is_integer():
+                raise ValueError
+            return int(x)
         return text if default is None or kind is str else kind(text)
-    except ValueError:
-        raise SystemExit(f"error: --{name} expects a {kind.__name__}, got {text!r}") from None
+    except (ValueError, OverflowError):  # OverflowError: int(1e400)
+        article = "an" if kind is int else "a"
+        raise SystemExit(f"error: --{name} expects {article} {kind.__name__}, got {text!r}") from None
 
 
 def parse_args(config_cls, argv, **overrides):
@@ -101,3 +106,14 @@ def check_device(device):
     if device not in ("", "cpu", "cuda") and not (device.startswith("cuda:") and device[5:].isdigit()):
         raise ValueError(f"--device must be cpu, cuda or cuda:N (or empty: CUDA if there is a GPU; this code "
                          f"runs on CPUs and CUDA GPUs), got {device!r}")
+
+
+def file_in_the_way(folder):
+    """The file (folder itself or one above it) that would stop os.makedirs(folder), or None. The configs of
+    baselines.py, experiments.py and toy.py refuse such an --out_dir up front, not once the model has loaded."""
+    folder = os.path.abspath(folder)
+    while not os.path.isdir(folder):
+        if os.path.lexists(folder):
+            return folder
+        folder = os.path.dirname(folder)
+    return None

@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass
 
 import reward
-from configurator import check, parse_args, print_config
+from configurator import check, file_in_the_way, parse_args, print_config
 from train import PRESETS
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -46,10 +46,23 @@ class ExperimentConfig:
     report: bool = False  # only write the figure and the table from the runs that are done
 
     def __post_init__(self):  # refused here, not by each of the 26 runs in turn (or never: --jobs 0)
+        from matplotlib.backend_bases import FigureCanvasBase
+        # The figure is written last, after the runs (1.5 hours): what would stop it is refused now. Its type
+        # is its extension (none: savefig would write NAME.png, not NAME); paths are the repository's.
+        kinds = sorted(set(FigureCanvasBase.get_supported_filetypes()) - {"pgf"})  # pgf: needs LaTeX installed
+        figure = os.path.join(HERE, self.figure)
+        out_blocked, figure_blocked = (file_in_the_way(os.path.join(HERE, self.out_dir)),
+                                       file_in_the_way(os.path.dirname(figure)))
         checks = [(k, getattr(self, k) >= 1, ">= 1") for k in ("iters", "seeds", "eval_problems", "jobs")]
         checks += [("ablation_seeds", self.ablation_seeds >= 0, ">= 0 (0 = no ablation)"),
                    ("out_dir", self.out_dir.strip() != "", "a folder"),
-                   ("figure", self.figure.strip() != "", "an image file")]
+                   ("out_dir", out_blocked is None, f"a folder ({out_blocked} is a file)"),
+                   ("figure", self.figure.strip() != "", "an image file"),
+                   ("figure", os.path.splitext(self.figure)[1][1:].lower() in kinds,
+                    f"an image file ending in .png, .pdf, .svg or another type matplotlib writes "
+                    f"({', '.join(kinds)})"),
+                   ("figure", not os.path.isdir(figure), "an image file, not a folder"),
+                   ("figure", figure_blocked is None, f"a file in a folder ({figure_blocked} is a file)")]
 
         def each(key, valid):  # every comma-separated item of a list option
             try:
@@ -246,11 +259,15 @@ def claims(res, alphas):
                     f"{a0['accuracy']:.1%} - {a4['accuracy']:.1%} = "
                     f"{a0['accuracy'] - a4['accuracy']:.1%}, {noise}"))
         if "0.2" in fam:
-            cut, kept = (1 - fam["0.2"]["tokens"] / base["mean_tokens"],
-                         fam["0.2"]["accuracy"] / base["accuracy"])
-            out.append(("alpha 0.2 cuts >= 40% of the tokens at >= 96% of the base accuracy",
-                        cut >= 0.4 and kept >= 0.96,
-                        f"{cut:.0%} of the tokens cut, {kept:.1%} of the accuracy kept"))
+            claim, cut = ("alpha 0.2 cuts >= 40% of the tokens at >= 96% of the base accuracy",
+                          1 - fam["0.2"]["tokens"] / base["mean_tokens"])
+            if base["accuracy"] > 0:
+                kept = fam["0.2"]["accuracy"] / base["accuracy"]
+                out.append((claim, cut >= 0.4 and kept >= 0.96,
+                            f"{cut:.0%} of the tokens cut, {kept:.1%} of the accuracy kept"))
+            else:  # no accuracy to keep a share of (a smoke run on a few problems): not testable, not held
+                out.append((claim, False, f"{cut:.0%} of the tokens cut; not testable: the base model's "
+                            "accuracy is 0%"))
         levels = sorted(base.get("by_difficulty", {}), key=int)
         partial = [a for a in alphas[1:] if levels and all(
             0.02 < 1 - fam[a]["by_difficulty"][k]["tokens"] / base["by_difficulty"][k]["mean_tokens"]

@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, replace
 
 import torch
 
-from configurator import check, parse_args, print_config
+from configurator import check, file_in_the_way, parse_args, print_config
 from data import ASSISTANT, BOS, USER, chat_prompt, encode, toy_problems, train_prompt
 
 # The rest of the DeepSeek-R1 special tokens (data.py has BOS, User and Assistant), spelled as in the real
@@ -186,7 +186,9 @@ class ToyConfig:
         checks += [(k, getattr(self, k) >= 0, ">= 0") for k in ("warmup_steps", "late_steps", "n_eval")]
         checks += [(k, 0 <= getattr(self, k) <= 1, "a probability in [0, 1]")
                    for k in ("p_check", "p_concise", "p_direct", "p_direct_late")]
+        blocked = file_in_the_way(self.out_dir)  # else a FileExistsError or NotADirectoryError from os.makedirs
         checks += [("out_dir", self.out_dir.strip() != "", "a folder"),
+                   ("out_dir", blocked is None, f"a folder ({blocked} is a file)"),
                    ("vocab_size", self.vocab_size >= 262, ">= 262 (the 256 bytes and 6 special tokens)"),
                    ("lr", 0 < self.lr < math.inf, "> 0"),
                    ("weight_decay", 0 <= self.weight_decay < math.inf, ">= 0"),

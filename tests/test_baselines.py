@@ -3,6 +3,7 @@ real (tiny) run of each on the toy task."""
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import sys
 import pytest
 import torch
 
+import baselines
 from baselines import dpo_loss, dpo_pairs, shortest_correct, sft_loss
 from conftest import ROOT
 
@@ -97,3 +99,43 @@ def test_settings_a_fine_tune_cannot_use_are_refused_before_it_starts(tmp_path):
                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
         assert p.returncode == 1 and message in p.stderr and "Traceback" not in p.stderr, p.stderr[-3000:]
         assert not (tmp_path / "o").exists()
+
+
+def test_an_out_dir_that_is_a_file_or_lies_under_one_is_refused_before_anything_loads(tmp_path, capsys):
+    """os.makedirs stopped on it with a traceback, after the model and the prompts had loaded."""
+    afile = tmp_path / "afile"
+    afile.write_text("mine")
+    for out_dir in (afile, afile / "x"):
+        message = f"error: --out_dir must be a folder ({afile} is a file), got '{out_dir}'"
+        with pytest.raises(SystemExit, match=f"^{re.escape(message)}$"):
+            baselines.main(["sample", "--out_dir", str(out_dir)])
+        assert capsys.readouterr().out == ""  # refused before the config is printed, let alone the model loaded
+    assert afile.read_text() == "mine"
+
+
+def test_damaged_samples_or_fine_tune_settings_are_refused_naming_the_file_and_kept(tmp_path):
+    """samples.jsonl cut short or emptied (JSONDecodeError, IndexError) and a garbled config.json of a fine-tune
+    (JSONDecodeError) used to stop with a traceback; a file cut at a line's end was used as if whole."""
+    from baselines import SAMPLING, BaselineConfig
+    args = ["--num_prompts", "8", "--prompts", "4", "--samples", "4", "--max_new_tokens", "120",
+            "--out_dir", str(tmp_path)]
+    cfg = BaselineConfig(num_prompts=8, prompts=4, samples=4, max_new_tokens=120, out_dir=str(tmp_path))
+    drawn = {k: getattr(cfg, k) for k in SAMPLING}
+    whole = "".join(json.dumps(dict(prompt=k // 4, tokens=[5] * (3 + k % 4), finished=True, correct=True,
+                                    response="", sampling=drawn)) + "\n" for k in range(16))
+    path, config = tmp_path / "samples.jsonl", tmp_path / "sft-lr0.0001" / "config.json"
+    config.parent.mkdir()
+    config.write_text('{"mode": "sft", "lr": 0.0')  # cut short while written by another tool: not ours
+    half = "".join(whole.splitlines(keepends=True)[:8])
+    for text, problem in [(whole[:len(half) + 20], "line 9 is not a whole sample"),  # cut inside a line
+                          ("", "it holds 0 samples of the 16 drawn"),
+                          (half, "it holds 8 samples of the 16 drawn"),  # cut at a line's end
+                          (whole, None)]:  # whole: on to the fine-tune's config.json
+        path.write_text(text)
+        message = (f"error: {path} is damaged ({problem}): delete it to sample again" if problem else
+                   f"error: {config.parent}/config.json is damaged (Expecting ',' delimiter: line 1 column 26 "
+                   f"(char 25)): delete {config.parent} to fine-tune again")
+        with pytest.raises(SystemExit, match=f"^{re.escape(message)}$"):
+            baselines.main(["sft", *args])
+        assert path.read_text() == text  # nothing written is lost
+    assert config.read_text() == '{"mode": "sft", "lr": 0.0' and os.listdir(config.parent) == ["config.json"]

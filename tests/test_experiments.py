@@ -3,6 +3,7 @@
 eval.py and baselines.py, tested elsewhere)."""
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -82,6 +83,16 @@ def test_claims_hold_on_a_frontier_with_a_trade_off_and_fail_without_one():
     assert not verdicts(result(noisy))["accuracy at alpha 0.4 is below alpha 0 by more than the seeds' spread"]
 
 
+def test_a_base_model_that_is_never_right_leaves_the_accuracy_claim_untested_not_a_crash():
+    """A smoke run on a few problems: the share of the base accuracy kept divided by zero."""
+    fam = {a: [(0.0, 80 - 10 * i, {"2": 40 - 5 * i, "6": 120 - 15 * i})] for i, a in enumerate(ALPHAS)}
+    res = dict(result(fam), base=dict(BASE, accuracy=0.0))
+    checked = {c: (ok, nums) for c, ok, nums in ex.claims(res, ALPHAS)}
+    ok, nums = checked["alpha 0.2 cuts >= 40% of the tokens at >= 96% of the base accuracy"]
+    assert not ok and nums == "38% of the tokens cut; not testable: the base model's accuracy is 0%"
+    assert checked["mean tokens fall monotonically with alpha"][0]  # the other claims are still checked
+
+
 def test_report_reads_the_runs_files_and_writes_the_table_the_claims_and_the_figure(tmp_path):
     out = tmp_path / "exp"
 
@@ -156,11 +167,29 @@ def test_samples_drawn_for_other_prompts_are_not_taken_as_done(tmp_path):
     (["--budgets", "20,abc"], "--budgets"),
     (["--budgets", "20,500"], "--budgets"),  # past the base model's 200-token evaluation
     (["--out_dir", ""], "--out_dir"),  # the runs' folders would land in /
+    (["--figure", "fig.txt"], "--figure"),  # matplotlib's ValueError, after all the runs
+    (["--figure", "fig"], "--figure"),  # savefig wrote fig.png, and the report said fig
 ])
 def test_bad_options_are_refused_up_front_naming_the_option(argv, named):
     from configurator import parse_args
     with pytest.raises(SystemExit, match=f"^error: {named} must be"):
         parse_args(ex.ExperimentConfig, argv)
+
+
+def test_a_figure_or_out_dir_that_a_file_blocks_is_refused_up_front(tmp_path):
+    """A figure under a file (or a folder in its place) failed only at the very end, after every run; an
+    out_dir that is a file failed in os.makedirs with a traceback."""
+    from configurator import parse_args
+    afile, folder = tmp_path / "afile", tmp_path / "fig.png"
+    afile.write_text("mine")
+    folder.mkdir()
+    for argv, message in [(["--figure", f"{afile}/fig.png"], f"a file in a folder ({afile} is a file)"),
+                          (["--figure", str(folder)], "an image file, not a folder"),
+                          (["--out_dir", f"{afile}/exp"], f"a folder ({afile} is a file)")]:
+        with pytest.raises(SystemExit, match=re.escape(f"error: {argv[0]} must be {message}, got '{argv[1]}'")):
+            parse_args(ex.ExperimentConfig, argv)
+    assert afile.read_text() == "mine"
+    ex.ExperimentConfig(figure=str(tmp_path / "new" / "fig.PDF"))  # a folder still to make, any case: fine
 
 
 def test_report_refuses_an_out_dir_without_finished_runs_and_writes_nothing(tmp_path):

@@ -229,6 +229,20 @@ def test_bad_toy_options_are_refused_naming_the_option(argv, named):
         parse_args(toy.ToyConfig, argv)
 
 
+def test_an_out_dir_that_is_a_file_or_lies_under_one_is_refused_naming_the_file(tmp_path):
+    """os.makedirs used to stop on it with a FileExistsError or NotADirectoryError traceback."""
+    from configurator import parse_args
+    afile = tmp_path / "afile"
+    afile.write_text("mine")
+    for out_dir in (afile, afile / "x"):
+        message = f"error: --out_dir must be a folder ({afile} is a file), got '{out_dir}'"
+        with pytest.raises(SystemExit, match=f"^{re.escape(message)}$"):
+            parse_args(toy.ToyConfig, ["--out_dir", str(out_dir)])
+        with pytest.raises(ValueError, match="--out_dir must be a folder"):
+            toy.build_base_model(str(out_dir), **TINY)
+    assert os.listdir(tmp_path) == ["afile"] and afile.read_text() == "mine"
+
+
 @pytest.mark.parametrize("model_file", ["config.json", "model.safetensors"])
 def test_build_refuses_a_folder_that_already_holds_a_model(tmp_path, model_file):
     """`python toy.py` once rebuilt the committed toy-model/ in place."""
