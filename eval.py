@@ -192,17 +192,26 @@ def part_paths(out):
 
 def read_records(out):
     """Every whole line of the merged file and of any rank parts, one record per
-    (benchmark, problem, sample)."""
+    (benchmark, problem, sample). Any other line but a crashed run's torn last one is refused: the merge
+    would drop it."""
     seen = {}
     for path in [samples_path(out)] + part_paths(out):
-        if os.path.exists(path):
-            with open(path, encoding="utf-8") as f:
-                for line in f:
-                    try:
-                        r = json.loads(line)
-                    except json.JSONDecodeError:  # the torn last line of a crashed run
-                        continue
-                    seen.setdefault((r["benchmark"], r["problem_id"], r["sample"]), r)
+        if not os.path.exists(path):
+            continue
+        with open(path, "rb") as f:  # bytes: the torn last line may end inside a UTF-8 character
+            lines = f.readlines()
+        for n, line in enumerate(lines, 1):
+            try:
+                r = json.loads(line.decode("utf-8"))  # a UnicodeDecodeError is a ValueError
+                key = (r["benchmark"], r["problem_id"], r["sample"])
+                ok = isinstance(key[0], str) and type(key[1]) is int and type(key[2]) is int
+            except (ValueError, KeyError, TypeError):  # TypeError: JSON but not an object
+                ok = False
+            if ok:
+                seen.setdefault(key, r)
+            elif line.strip() and (n < len(lines) or line.endswith(b"\n")):  # not the torn last line
+                raise SystemExit(f"error: {path} line {n} is not a sample record of eval.py: delete {path} "
+                                 "to start over, or pass another --out")
     return [seen[key] for key in sorted(seen)]
 
 
@@ -221,7 +230,7 @@ def write_atomic(path, text):
     os.replace(path + ".tmp", path)
 
 
-def check_out(out):
+def check_out(out, what="a results file path like results/NAME.json"):
     """Refuse an --out that cannot be written (a folder, a path through a file, a read-only place, empty):
     found only at the end, it cost all the sampling, or left .tmp files in the working directory."""
     folder = os.path.dirname(os.path.abspath(out))
@@ -236,8 +245,7 @@ def check_out(out):
             problem = f"lies under a file, not a folder ({e.strerror}: {e.filename})"
         except OSError as e:
             problem = f"cannot be written in {folder} ({e.strerror or e})"
-    raise SystemExit(f"error: --out {out!r} {problem}: pass a results file path like results/NAME.json, "
-                     "in a folder this process can write")
+    raise SystemExit(f"error: --out {out!r} {problem}: pass {what}, in a folder this process can write")
 
 
 def settings(cfg):
@@ -245,18 +253,33 @@ def settings(cfg):
     return {key: getattr(cfg, key) for key in RESUME_KEYS}
 
 
-def check_resumable(cfg):
-    """Refuse to mix samples of different settings in one --out."""
-    if not os.path.exists(cfg.out) or not (os.path.exists(samples_path(cfg.out)) or part_paths(cfg.out)):
-        return
+def results_config(path):
+    """The config of a results file of eval.py (a JSON object with "config" and "benchmarks"), or None."""
     try:
-        with open(cfg.out) as f:
-            old = json.load(f).get("config", {})
-    except (ValueError, AttributeError):  # not a results file: it will be overwritten
+        with open(path, encoding="utf-8") as f:
+            results = json.load(f)
+    except (OSError, ValueError):  # ValueError: not JSON, or not UTF-8
+        return None
+    if isinstance(results, dict) and isinstance(results.get("config"), dict) \
+            and isinstance(results.get("benchmarks"), dict):
+        return results["config"]
+    return None
+
+
+def check_resumable(cfg):
+    """Before anything loads: refuse an --out that eval.py did not write (the benchmark file itself, notes:
+    it would be replaced), one of other settings (their samples would mix with these; with the samples
+    deleted, that run's metrics would be lost), and samples files with a line that is not a record."""
+    read_records(cfg.out)
+    if not os.path.exists(cfg.out):
         return
+    old = results_config(cfg.out)
+    if old is None:
+        raise SystemExit(f"error: --out {cfg.out} exists and is not a results file of eval.py: "
+                         "pass a new path (or delete it)")
     for key in RESUME_KEYS:
         if key in old and old[key] != getattr(cfg, key):
-            raise SystemExit(f"error: {cfg.out} holds samples with --{key} {old[key]}, "
+            raise SystemExit(f"error: {cfg.out} holds results of --{key} {old[key]}, "
                              f"not {getattr(cfg, key)}: "
                              "pass another --out, or delete it and its .samples.jsonl")
 
@@ -351,6 +374,22 @@ def evaluate(cfg, model, tok, name, rows, k, rank, world, done, master):
     return max_new
 
 
+def figure_path(out, default):
+    """The figure file of --plot / --curves (default when --out is not given), refused before anything is
+    read if matplotlib cannot write its format. Without an extension: out + ".png", as matplotlib would."""
+    from matplotlib.backend_bases import FigureCanvasBase
+    out = default if out == EvalConfig.out else out
+    ext = os.path.splitext(out)[1].lower().lstrip(".")
+    formats = set(FigureCanvasBase.get_supported_filetypes()) - {"pgf"}  # png, pdf, svg, ...; pgf needs LaTeX
+    if not ext:
+        out += ".png"
+    elif ext not in formats:
+        raise SystemExit(f"error: --out {out!r}: matplotlib cannot write a .{ext} figure: pass a path ending "
+                         f"in one of {', '.join('.' + f for f in sorted(formats))}")
+    check_out(out, f"a figure path like {default}")
+    return out
+
+
 def plot(files, out):
     import matplotlib
     matplotlib.use("Agg")
@@ -359,9 +398,17 @@ def plot(files, out):
     for path in files:
         try:
             with open(path) as f:
-                results.append((os.path.splitext(os.path.basename(path))[0], json.load(f)["benchmarks"]))
-        except (OSError, ValueError, KeyError) as e:
+                benchmarks = json.load(f)["benchmarks"]
+            shaped = all(isinstance(m[key], (int, float)) for m in benchmarks.values()
+                         for key in ("accuracy", "mean_tokens"))
+        except (KeyError, TypeError, AttributeError):  # JSON of another shape
+            shaped = False
+        except (OSError, ValueError) as e:
             raise SystemExit(f"error: cannot read results file {path!r} ({type(e).__name__}: {e})")
+        if not shaped:
+            raise SystemExit(f"error: {path} is not a results file of eval.py (accuracy and mean_tokens per "
+                             "benchmark): pass the --out files of eval.py runs")
+        results.append((os.path.splitext(os.path.basename(path))[0], benchmarks))
     names = [b for b in results[0][1] if all(b in r for _, r in results)]
     if not names:
         raise SystemExit(f"error: the result files share no benchmark: {', '.join(files)}")
@@ -400,12 +447,15 @@ def curves(dirs, out):
         try:
             with open(os.path.join(d, "metrics.jsonl")) as f:
                 ms = [json.loads(line) for line in f]
+            it, lens, accs = ([m[key] for m in ms] for key in ("iter", "mean_len", "accuracy"))
         except (OSError, ValueError) as e:
             raise SystemExit(f"error: cannot read {d}/metrics.jsonl; --curves takes train.py out_dirs ({e})")
-        it = [m["iter"] for m in ms]
+        except (KeyError, TypeError):  # JSON of another shape
+            raise SystemExit(f"error: {d}/metrics.jsonl has a line without iter, mean_len and accuracy: "
+                             "--curves takes train.py out_dirs")
         label = os.path.basename(os.path.normpath(d))
-        ax_len.plot(it, [m["mean_len"] for m in ms], label=label)
-        ax_acc.plot(it, [100 * m["accuracy"] for m in ms], label=label)
+        ax_len.plot(it, lens, label=label)
+        ax_acc.plot(it, [100 * a for a in accs], label=label)
     for ax, y in ((ax_len, "mean response tokens (rollouts)"), (ax_acc, "accuracy of rollouts (%)")):
         ax.set_xlabel("iteration")
         ax.set_ylabel(y)
@@ -508,10 +558,11 @@ def main(argv):
     argv = ["--k" + a[3:] if a == "--n" or a.startswith("--n=") else a for a in argv]
     cfg = parse_args(EvalConfig, argv)
     if cfg.plot:
-        return plot(cfg.plot.split(","), "pareto.png" if cfg.out == EvalConfig.out else cfg.out)
+        return plot(cfg.plot.split(","), figure_path(cfg.out, "pareto.png"))
     if cfg.curves:
-        return curves(cfg.curves.split(","), "curves.png" if cfg.out == EvalConfig.out else cfg.out)
+        return curves(cfg.curves.split(","), figure_path(cfg.out, "curves.png"))
     check_out(cfg.out)  # before anything is loaded: it used to fail after all the sampling
+    check_resumable(cfg)
     from model import Qwen2, load_tokenizer
     rank, world, device = init_distributed(cfg.device, timeout_minutes=24 * 60)  # ranks wait at the final
     #                                                      barrier for the slowest shard: hours at 32k tokens
@@ -522,10 +573,9 @@ def main(argv):
         print("eval config:")
         print_config(cfg, file=sys.stdout)  # not its default: that is bound to sys.stdout at import time
     benchmarks = {name: load_rows(s, limit=cfg.limit) for name, s in benchmark_specs(cfg.benchmark).items()}
-    check_resumable(cfg)
     try:
         model = Qwen2.from_pretrained(cfg.model, device=device)
-        tok = load_tokenizer(model.source)
+        tok = load_tokenizer(model.source, chat=True)
     except (FileNotFoundError, ValueError) as e:
         raise SystemExit(f"error: {e}")
     if cfg.grader_processes:

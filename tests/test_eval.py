@@ -31,6 +31,14 @@ def run_eval(args, torchrun=False):
     return p
 
 
+def eval_error(args):
+    """eval.py's stderr when it refuses args: an error, not a traceback."""
+    p = subprocess.run([sys.executable, os.path.join(ROOT, "eval.py"), *args], cwd=ROOT, env=ENV,
+                       capture_output=True, text=True, timeout=180)
+    assert p.returncode != 0 and "Traceback" not in p.stderr, p.stdout + p.stderr
+    return p.stderr
+
+
 def run_in_process(args):
     """ev.main in this process (no start-up cost), on one thread like the subprocesses (conftest)."""
     ev.main(args)
@@ -300,6 +308,77 @@ def test_an_out_that_cannot_be_written_is_refused_before_the_model_loads(tmp_pat
     with pytest.raises(SystemExit, match=f"--out '{out}'"):  # not the missing model: refused before it loads
         ev.main(["--model", str(tmp_path / "no-model"), "--benchmark", "toy", "--out", out])
     assert sorted(os.listdir(tmp_path)) == ["file", "folder"] and not os.listdir(tmp_path / "folder")
+
+
+def test_an_out_that_eval_did_not_write_or_of_other_settings_is_refused_not_overwritten(tiny_model_dir,
+                                                                                         tmp_path):
+    # the benchmark file and notes used to be replaced by the results JSON; so was a results file of other
+    # settings whose samples had been deleted
+    bench = write_jsonl(tmp_path / "p.jsonl", [{"problem": p, "answer": a} for p, a in PROBLEMS[:2]])
+    before = open(bench).read()
+    args = ["--model", tiny_model_dir, "--benchmark", bench, "--limit", "1", "--max_new_tokens", "2",
+            "--device", "cpu", "--progress", "false"]
+    err = eval_error(args + ["--out", bench])
+    assert f"error: --out {bench} exists and is not a results file of eval.py: pass a new path" in err
+    notes = tmp_path / "notes.txt"
+    notes.write_text("notes\n")
+    with pytest.raises(SystemExit, match="notes.txt exists and is not a results file of eval.py"):
+        ev.main(args + ["--out", str(notes)])
+    old = {"model": tiny_model_dir, "config": {"model": tiny_model_dir, "temperature": 1.0},
+           "benchmarks": {"p": {"accuracy": 0.5, "mean_tokens": 2}}}
+    json.dump(old, open(tmp_path / "old.json", "w"))
+    with pytest.raises(SystemExit, match="old.json holds results of --temperature 1.0, not 0.6"):
+        ev.main(args + ["--out", str(tmp_path / "old.json")])
+    assert open(bench).read() == before and notes.read_text() == "notes\n"
+    assert json.load(open(tmp_path / "old.json")) == old
+    assert sorted(os.listdir(tmp_path)) == ["notes.txt", "old.json", "p.jsonl"]  # no samples, no .tmp
+
+
+def test_a_figure_out_matplotlib_cannot_write_or_a_results_file_of_another_shape_is_a_one_line_error(tmp_path,
+                                                                                                     capsys):
+    # were matplotlib's "Format 'json' is not supported" after reading everything, a KeyError 'mean_tokens',
+    # a FileNotFoundError, and "wrote plot" for a figure written to plot.png
+    good = {"model": "m", "config": {}, "benchmarks": {"gsm8k": {"accuracy": 0.9, "mean_tokens": 100}}}
+    for name, r in (("a", good), ("b", good), ("bad", {**good, "benchmarks": {"gsm8k": {}}})):
+        json.dump(r, open(tmp_path / f"{name}.json", "w"))
+    a, b, bad = (str(tmp_path / f"{name}.json") for name in ("a", "b", "bad"))
+    err = eval_error(["--plot", a, b, "--out", str(tmp_path / "x.json")])
+    assert "matplotlib cannot write a .json figure: pass a path ending in one of" in err and ".png" in err
+    err = eval_error(["--plot", a, bad, "--out", str(tmp_path / "p.png")])
+    assert f"error: {bad} is not a results file of eval.py" in err
+    os.makedirs(tmp_path / "run")
+    write_jsonl(tmp_path / "run" / "metrics.jsonl", [{"iter": 1, "mean_len": 5, "accuracy": 0.5}])
+    with pytest.raises(SystemExit, match=r"cannot write a \.bak figure"):
+        ev.main(["--curves", str(tmp_path / "run"), "--out", str(tmp_path / "c.bak")])
+    if os.path.isdir("/proc"):
+        with pytest.raises(SystemExit, match="--out '/proc/x.png' cannot be written in /proc"):
+            ev.main(["--plot", a, b, "--out", "/proc/x.png"])
+    assert sorted(os.listdir(tmp_path)) == ["a.json", "b.json", "bad.json", "run"]
+    ev.main(["--plot", a, b, "--out", str(tmp_path / "plot")])  # no extension: a PNG, named as written
+    assert capsys.readouterr().out == f"wrote {tmp_path / 'plot.png'}\n"
+    with open(tmp_path / "plot.png", "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_samples_line_that_is_not_a_record_is_a_one_line_error_naming_the_file_and_line(tiny_model_dir,
+                                                                                           tmp_path):
+    # were KeyError: 'benchmark' for {} and a UnicodeDecodeError for bytes that are not UTF-8
+    bench = write_jsonl(tmp_path / "p.jsonl", [{"problem": p, "answer": a} for p, a in PROBLEMS[:2]])
+    out, samples = str(tmp_path / "r.json"), tmp_path / "r.samples.jsonl"
+    args = ["--model", tiny_model_dir, "--benchmark", bench, "--limit", "1", "--max_new_tokens", "2",
+            "--device", "cpu", "--progress", "false", "--out", out]
+    record = {"benchmark": "p", "problem_id": 0, "sample": 0}
+    samples.write_text(json.dumps(record) + "\n{}\n")
+    err = eval_error(args)
+    assert (f"error: {samples} line 2 is not a sample record of eval.py: delete {samples} to start over, "
+            "or pass another --out") in err
+    samples.write_bytes(b"\xff\xfe\n" + json.dumps(record).encode() + b"\n")
+    with pytest.raises(SystemExit, match=re.escape(f"{samples} line 1 is not a sample record")):
+        ev.main(args)
+    assert sorted(os.listdir(tmp_path)) == ["p.jsonl", "r.samples.jsonl"]  # nothing written
+    # a crashed run's last line, cut inside a UTF-8 character, is skipped (it used to stop the read)
+    samples.write_bytes(json.dumps(record).encode() + b'\n{"benchmark": "p", "response": "\xc3')
+    assert ev.read_records(out) == [record]
 
 
 def test_two_benchmarks_of_one_name_are_refused_not_silently_merged(tmp_path):
