@@ -448,9 +448,11 @@ def _load_safetensors(folder):
     return sd
 
 
-def load_tokenizer(folder):
+def load_tokenizer(folder, chat=False):
     """The tokenizer saved beside a model's weights, through transformers. A folder without one is refused:
-    transformers would build an empty tokenizer, and the failure would surface later, elsewhere."""
+    transformers would build an empty tokenizer, and the failure would surface later, elsewhere. chat=True
+    (the scripts that evaluate) also renders a message through its chat template, as evaluation prompts
+    are: a missing or broken template fails here, not after the training or sampling that comes first."""
     if not (os.path.exists(os.path.join(folder, "tokenizer.json"))
             or (os.path.exists(os.path.join(folder, "vocab.json"))
                 and os.path.exists(os.path.join(folder, "merges.txt")))):
@@ -458,4 +460,17 @@ def load_tokenizer(folder):
                                 "(tokenizer.json, or vocab.json and merges.txt): "
                                 "copy the tokenizer files of the model it came from into it")
     from transformers import AutoTokenizer
-    return AutoTokenizer.from_pretrained(folder)
+    try:
+        tok = AutoTokenizer.from_pretrained(folder)
+    except Exception as e:  # a corrupt tokenizer.json or tokenizer_config.json: transformers' message names neither
+        raise ValueError(f"cannot load the tokenizer in {folder!r} ({type(e).__name__}: {e}): are its "
+                         "tokenizer files (tokenizer.json, tokenizer_config.json) complete?") from None
+    if chat:
+        try:
+            tok.apply_chat_template([{"role": "user", "content": "1 + 1"}], tokenize=False,
+                                    add_generation_prompt=True)
+        except Exception as e:  # no template (ValueError), or a Jinja syntax or rendering error
+            raise ValueError(f"the tokenizer in {folder!r} cannot render a chat template ({type(e).__name__}: "
+                             f"{e}); evaluation prompts go through it: copy chat_template.jinja (or "
+                             "tokenizer_config.json's chat_template) from the model it came from") from None
+    return tok

@@ -41,16 +41,32 @@ def latest_checkpoint(out_dir):
     for d in glob.glob(os.path.join(out_dir, "iter_*")) + [os.path.join(out_dir, "final")]:
         if (os.path.basename(d) == "final" or re.fullmatch(r"iter_\d+", os.path.basename(d))) and \
                 os.path.exists(os.path.join(d, "state.json")):
-            with open(os.path.join(d, "state.json")) as f:
-                n = json.load(f)["iter"]
+            n = checkpoint_iter(d)
             best, best_iter = (d, n) if n > best_iter else (best, best_iter)
     return best
+
+
+def checkpoint_iter(checkpoint):
+    """The iterations a checkpoint has done, from its state.json."""
+    state = _read_json(os.path.join(checkpoint, "state.json"))
+    if not (isinstance(state, dict) and type(state.get("iter")) is int and state["iter"] >= 0):
+        raise damaged(checkpoint, 'state.json: not {"iter": N, ...}')
+    return state["iter"]
+
+
+def damaged(checkpoint, what):
+    return SystemExit(f"error: the checkpoint {checkpoint} is damaged ({what}): delete that folder, and "
+                      "--resume continues from the checkpoint before it (or starts over if there is none)")
 
 
 def check_out_dir(cfg, final_evaluated, log):
     """What out_dir holds decides how the run starts: returns the checkpoint to resume from, None to start
     afresh, or "finished" when a resumed run has nothing left to do. final_evaluated(): whether the held-out
     evaluation of the final model is on disk (a run killed during it resumes to do it)."""
+    weights = glob.glob(os.path.join(cfg.out_dir, "*.safetensors")) + glob.glob(os.path.join(cfg.out_dir, "*.bin"))
+    if weights:  # a run writes config.json and moves logs aside: it would break the model it found there
+        raise SystemExit(f"error: --out_dir {cfg.out_dir} holds a model ({os.path.basename(weights[0])}), "
+                         "not a run: pick another --out_dir (a run saves its models in subfolders)")
     checkpoint = latest_checkpoint(cfg.out_dir)
     logs = [f for f in LOGS if os.path.exists(os.path.join(cfg.out_dir, f))]
     if checkpoint and not cfg.resume:
@@ -78,7 +94,10 @@ def check_out_dir(cfg, final_evaluated, log):
         raise SystemExit(f"error: --resume continues the run in {cfg.out_dir}, and these settings would "
                          f"change what it computes: {', '.join(changed)}. Resume with the run's settings, "
                          "or start a new run in another --out_dir")
-    done = _read_json(os.path.join(checkpoint, "state.json"))["iter"]
+    done = checkpoint_iter(checkpoint)
+    for name in ("train_state.pt", "config.json"):  # checked before final/ is renamed below
+        if not os.path.exists(os.path.join(checkpoint, name)):
+            raise damaged(checkpoint, f"{name}: missing")
     if done > cfg.iters:
         raise SystemExit(f"error: the run in {cfg.out_dir} has done {done} iterations, more than --iters "
                          f"{cfg.iters}: resume it with --iters {done} or more")
@@ -134,7 +153,10 @@ def load_checkpoint(path, policy, opt, rank, sharded):
     from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
     ck = {}
     if rank == 0 or not sharded:
-        ck = torch.load(os.path.join(path, "train_state.pt"), map_location="cpu", weights_only=False)
+        try:
+            ck = torch.load(os.path.join(path, "train_state.pt"), map_location="cpu", weights_only=False)
+        except Exception as e:  # a truncated or corrupt file (torch's zip reader and unpickler errors)
+            raise damaged(path, f"train_state.pt: {type(e).__name__}: {e}") from None
     set_optimizer_state_dict(policy, opt, ck.get("optimizer", {}),
                              options=StateDictOptions(full_state_dict=True, broadcast_from_rank0=sharded))
     state, rng = broadcast_object((ck.get("state"), ck.get("rng")))
@@ -154,7 +176,7 @@ def truncate_logs(out_dir, n_iters):
     for name in ("metrics.jsonl", "samples.jsonl"):
         path = os.path.join(out_dir, name)
         if os.path.exists(path):
-            with open(path) as f:
+            with open(path, errors="replace") as f:  # torn bytes fail json.loads: the line is dropped
                 lines = [line for line in f if before(line)]
             with open(path, "w") as f:
                 f.writelines(lines)

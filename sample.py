@@ -499,7 +499,9 @@ class SampleConfig:
 
     def __post_init__(self):
         from configurator import check, check_device
-        check(self, [(k, getattr(self, k) >= 1, ">= 1") for k in ("n", "max_new_tokens")])
+        check(self, [(k, getattr(self, k) >= 1, ">= 1") for k in ("n", "max_new_tokens")]
+              + [("temperature", 0 <= self.temperature < float("inf"), ">= 0 (0 = greedy)"),
+                 ("top_p", 0 < self.top_p <= 1, "in (0, 1]")])
         check_device(self.device)
 
 
@@ -509,7 +511,7 @@ def main(argv):
     from model import Qwen2, load_tokenizer
     try:
         model = Qwen2.from_pretrained(cfg.model, device=cfg.device or None)
-        tok = load_tokenizer(model.source)
+        tok = load_tokenizer(model.source, chat=True)
     except (FileNotFoundError, ValueError) as e:
         raise SystemExit(f"error: {e}")
     text = tok.apply_chat_template([{"role": "user", "content": cfg.instruction + cfg.prompt}],

@@ -10,6 +10,7 @@ of Arora & Zanette (2025). The algorithm, phase by phase, is `main()` at the bot
     torchrun --nnodes=2 --node_rank=$R --rdzv_endpoint=$HOST:29500 --nproc_per_node=8 train.py   # 2 nodes
 """
 import dataclasses
+import importlib.util
 import json
 import math
 import os
@@ -49,9 +50,9 @@ class TrainConfig:
     micro_batch_size: int = 8  # sequences per forward/backward on one rank (gradient accumulation)
     micro_batch_tokens: int = 65536  # also cap a micro-batch's packed positions (prompts too); 0 = no cap
     epochs: int = 1  # passes over each rollout batch
-    lr: float = 5e-6
+    lr: float = 5e-6  # AdamW's peak learning rate (betas 0.9, 0.95), reached after warm-up
     warmup_steps: int = 6  # optimizer steps of linear warm-up, then constant
-    weight_decay: float = 0.0
+    weight_decay: float = 0.0  # AdamW's decoupled weight decay
     grad_clip: float = 1.0  # max global grad norm
     clip_eps: float = 0.2  # PPO ratio clip: [1 - eps, 1 + eps]
     kl_coef: float = 1e-3  # k1 KL to the initial model, folded into the reward; 0 = no reference model
@@ -59,9 +60,9 @@ class TrainConfig:
     adv_norm: str = "batch"  # batch: whiten token advantages over the rollout batch (all ranks; the authors')
     #                          | group: divide by each prompt's reward std (GRPO; the paper's ablation) | none
     max_prompt_tokens: int = 512  # longer prompts are dropped, with a report
-    max_new_tokens: int = 32000
+    max_new_tokens: int = 32000  # response length limit of a rollout: a truncated response earns 0
     temperature: float = 1.0  # sampling temperature of the rollouts
-    top_p: float = 1.0
+    top_p: float = 1.0  # nucleus sampling of the rollouts; 1 = the full distribution
     rollout_slots: int = 0  # rows decoded at once per rank; 0 = all samples (at most 256)
     cuda_graph: bool = False  # replay the rollout's decode step as CUDA graphs (sample.generate); CUDA only
     reward_workers: int = 4  # grader processes per rank; 0 = grade in this process
@@ -69,7 +70,7 @@ class TrainConfig:
     eval_problems: int = 200  # held-out problems for that evaluation
     eval_initial: bool = True  # also evaluate the initial model
     #                            (false: after training only, as experiments.py)
-    eval_temperature: float = 0.6
+    eval_temperature: float = 0.6  # the held-out evaluation's sampling temperature (eval.py's protocol)
     eval_seed: int = 0  # the held-out samples' seed: the same for every run (and eval.py's default), so that
     #                     models are compared on the same random draws
     out_dir: str = "out/r1-1.5b"
@@ -82,7 +83,7 @@ class TrainConfig:
     fsdp: bool = False  # shard parameters, gradients and optimizer state with FSDP2 (for 7B)
     grad_ckpt: bool = True  # activation checkpointing
     wandb: bool = False  # log to Weights & Biases (rank 0)
-    wandb_project: str = "reason-efficiently"
+    wandb_project: str = "reason-efficiently"  # the W&B project that --wandb logs to
     dist_timeout_min: int = 180  # minutes a rank waits for the others at a collective before the job stops:
     #                              longer than the longest phase (a 32k-token rollout, a 91 GB checkpoint)
 
@@ -121,6 +122,9 @@ class TrainConfig:
         check(self, checks)
         if not self.out_dir:
             raise ValueError("--out_dir is empty: name the folder the run writes to")
+        check(self, [("seed", 0 <= self.seed < 2**63, "in [0, 2**63)")])  # torch.manual_seed's range
+        if self.wandb and importlib.util.find_spec("wandb") is None:  # found now, not after out_dir is taken
+            raise ValueError("--wandb needs the wandb package: pip install wandb, or drop --wandb")
         check_device(self.device)
 
 
@@ -375,7 +379,7 @@ def setup(cfg, rank, world, device, resume_dir, lock, log):
     barrier()
     try:
         policy = Qwen2.from_pretrained(resume_dir or cfg.model, device=device, dtype=torch.float32)
-        tokenizer = load_tokenizer(policy.source)
+        tokenizer = load_tokenizer(policy.source, chat=bool(cfg.eval_benchmark))  # held-out prompts use it
     except (FileNotFoundError, ValueError) as e:
         raise SystemExit(f"error: {e}")
     if cfg.reward_workers:

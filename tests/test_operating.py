@@ -68,7 +68,9 @@ def model_copy(tmp_path, name="m", files=None):
     ("--clip_eps", "1.5", "--clip_eps must be in (0, 1)"),
     ("--dtype", "foo", "--dtype must be float32, bfloat16"),
     ("--device", "mps", "--device must be cpu, cuda or cuda:N"),  # used to fail inside torch, leaving a LOCK
-    ("--out_dir", "", "--out_dir is empty")])  # used to train into the current directory
+    ("--out_dir", "", "--out_dir is empty"),  # used to train into the current directory
+    ("--iters", "2.9e0", "--iters expects an int"), ("--iters", "1e400", "--iters expects an int"),  # read as 2;
+    ("--seed", "1e30", "--seed must be in [0, 2**63)")])  # an OverflowError; one inside torch.manual_seed
 def test_settings_training_cannot_use_are_refused_before_the_model_loads(tmp_path, flag, value, message):
     # temperature 0 used to exit 0 with every final weight NaN
     p = train(tmp_path / "o", flag, value, "--model", str(tmp_path / "no-model"))  # refused before the load
@@ -84,6 +86,8 @@ def test_sample_and_bench_settings_they_cannot_use_are_refused():
             (SampleConfig, "max_new_tokens", 0, "--max_new_tokens must be >= 1, got 0"),
             (SampleConfig, "n", 0, "--n must be >= 1, got 0"),
             (SampleConfig, "device", "gpu", "--device must be cpu, cuda or cuda:N"),
+            (SampleConfig, "temperature", float("nan"), "--temperature must be >= 0"),  # these two sampled
+            (SampleConfig, "temperature", float("inf"), "--temperature must be >= 0"),  # garbage, or EOS only
             (BenchConfig, "repeats", 0, "--repeats must be >= 1, got 0"),
             (BenchConfig, "prompts", 0, "--prompts must be >= 1, got 0"),
             (BenchConfig, "batch", "abc", "--batch takes comma-separated"),
@@ -99,6 +103,66 @@ def test_a_held_out_benchmark_that_cannot_load_stops_the_run_before_training(tmp
     p = train(tmp_path / "o", "--eval_initial", "false", "--eval_benchmark", str(tmp_path / "nosuch.jsonl"))
     refused(p, "nosuch.jsonl' does not exist")
     assert not (tmp_path / "o" / "config.json").exists() and not (tmp_path / "o" / "final").exists()
+
+
+def test_a_model_without_a_working_chat_template_is_refused_before_training_that_it_would_evaluate(tmp_path):
+    no_template = model_copy(tmp_path, "no-template", [f for f in os.listdir(TOY_MODEL)
+                                                       if f != "chat_template.jinja"])
+    broken = model_copy(tmp_path, "broken")
+    (broken / "chat_template.jinja").write_text("{% for %}")
+    for model in (no_template, broken):
+        # train.py used to train, save final/, then fail at the final evaluation with transformers' or Jinja's
+        # traceback; sample.py and eval.py failed with the same
+        out = tmp_path / f"o-{model.name}"
+        p = train(out, "--model", str(model), "--eval_benchmark", "toy", "--eval_initial", "false")
+        refused(p, "cannot render a chat template")
+        assert not (out / "final").exists() and not (out / "config.json").exists()
+        refused(script("sample.py", "--model", str(model)), "cannot render a chat template")
+        results = tmp_path / f"r-{model.name}.json"
+        refused(script("eval.py", "--model", str(model), "--benchmark", "toy", "--limit", "2",
+                       "--out", str(results)), "cannot render a chat template")
+        assert not results.exists()  # its stub used to refuse the rerun with the model mended elsewhere
+
+
+def test_a_corrupt_tokenizer_file_is_an_error_naming_the_folder(tmp_path):
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        model = model_copy(tmp_path, name)
+        (model / name).write_text("{")  # used to print only json's "Expecting property name ...: line 1"
+        refused(script("sample.py", "--model", str(model)), f"cannot load the tokenizer in '{model}'")
+
+
+def test_an_out_dir_holding_a_model_is_refused_and_the_model_is_left_whole(tmp_path):
+    model = model_copy(tmp_path)
+    before = {f: (model / f).read_bytes() for f in os.listdir(model)}
+    refused(train(model, "--model", str(model)), "holds a model (model.safetensors)")
+    # --resume, as the old message advised, moved the model's config.json aside as a log of the run
+    refused(train(model, "--model", str(model), "--resume"), "holds a model")
+    assert {f: (model / f).read_bytes() for f in os.listdir(model) if f != "LOCK"} == before
+
+
+def test_a_damaged_checkpoint_is_an_error_naming_it_and_the_fix(tmp_path):
+    done = tmp_path / "done"
+    assert train(done, "--iters", "2", "--save_every", "1").returncode == 0
+    # each used to end in a traceback: a JSONDecodeError, KeyError, TypeError, torch's zip reader error, and
+    # a FileNotFoundError after final/ had become iter_000002/ (as a finished run does when it is extended)
+    for name, damage, named in [("state.json", lambda p: p.write_text('{"iter": 2'), "final"),
+                                ("state.json", lambda p: p.write_text('{"it": 2}'), "final"),
+                                ("state.json", lambda p: p.write_text('{"iter": "2"}'), "final"),
+                                ("train_state.pt", lambda p: p.write_bytes(p.read_bytes()[:1000]), "iter_000002"),
+                                ("train_state.pt", lambda p: p.unlink(), "final")]:
+        out = tmp_path / "o"
+        shutil.rmtree(out, ignore_errors=True)
+        shutil.copytree(done, out)
+        damage(out / "final" / name)
+        refused(train(out, "--iters", "3", "--resume"), f"the checkpoint {out / named} is damaged ({name}")
+        assert (out / named).exists()
+    out = tmp_path / "o"  # (train_state.pt removed) the fix the message gives: resume from iteration 1
+    shutil.rmtree(out / "final")
+    with open(out / "metrics.jsonl", "ab") as f:
+        f.write(b'{"iter": 3, "\xff\xfe')  # torn bytes: used to stop the resume with a UnicodeDecodeError
+    p = train(out, "--iters", "2", "--resume")
+    assert p.returncode == 0 and "resumed from" in p.stdout, p.stderr[-3000:]
+    assert [m["iter"] for m in read_metrics(out)] == [1, 2]
 
 
 def test_a_non_finite_gradient_stops_the_run_before_the_step_and_saves_nothing(tmp_path):

@@ -399,7 +399,7 @@ def test_sample_py_unknown_option_exits_naming_valid_options(tiny_model_dir):
 
 def test_sample_py_bad_limits_and_devices_are_one_line_errors_and_help_lists_the_options(tiny_model_dir):
     cases = [(["--max_new_tokens", "999999"], "exceeds the model's 1024 positions (max_position_embeddings)"),
-             (["--temperature", "-1"], "temperature >= 0")]
+             (["--temperature", "-1"], "--temperature must be >= 0")]
     if not torch.cuda.is_available():
         cases.append((["--device", "cuda"], "sees no CUDA GPU: load on the CPU (--device cpu"))
     for args, message in cases:
