@@ -13,6 +13,7 @@ Hugging Face dataset id (`org/name` or `org/name:split`, with the `datasets` pac
 """
 import hashlib
 import json
+import math
 import os
 import random
 import sys
@@ -79,7 +80,8 @@ def load_rows(spec, split="test", limit=0, seed=0):
 
 def _gold(r):
     answer = r.get("answer")
-    if isinstance(answer, (dict, list, bool)):  # not an answer: str() would make one up ("True", "{...}")
+    # not an answer: str() would make one up ("True", "{...}", and "nan" or "inf" from JSON's NaN, Infinity)
+    if isinstance(answer, (dict, list, bool)) or (isinstance(answer, float) and not math.isfinite(answer)):
         return None
     if answer is not None and str(answer).strip():
         answer = str(answer)
@@ -97,7 +99,11 @@ def _read(spec, split, limit, seed):
         return toy_problems(split, limit or TOY_PROBLEMS, seed)
     if spec.endswith((".jsonl", ".json", ".parquet")) or os.path.isfile(spec):
         if not os.path.isfile(spec):
-            raise SystemExit(f"error: data file {spec!r} does not exist")
+            raise SystemExit(f"error: data file {spec!r} " + ("is a folder, not a file" if os.path.isdir(spec)
+                                                              else "does not exist"))
+        if not spec.endswith((".jsonl", ".json", ".parquet")):  # a .csv was read as JSON lines
+            raise SystemExit(f"error: data file {spec!r} is not .jsonl, .json or .parquet: write the rows as "
+                             "one of those")
         if spec.endswith(".parquet"):
             import pyarrow as pa
             import pyarrow.parquet as pq

@@ -395,6 +395,9 @@ def _target_logprobs(x, targets, weight, temperature):
 def _resolve(path):
     """A local folder as is (a relative one is also looked for next to this file: toy-model from anywhere);
     otherwise a hub id, downloaded (or found in the cache) with huggingface_hub."""
+    if not path.strip():  # "" would be this file's own folder, "missing its config.json"
+        raise FileNotFoundError("the model path is empty: pass a local Hugging Face folder or a hub id like "
+                                "'deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B'")
     here = os.path.join(os.path.dirname(os.path.abspath(__file__)), path)
     if not os.path.isdir(path) and not os.path.isabs(path) and os.path.isdir(here):
         path = here

@@ -234,7 +234,7 @@ class OutDirLock:
         try:
             with open(path) as f:
                 return dict(json.load(f), age=age)
-        except (OSError, ValueError):
+        except (OSError, ValueError, TypeError):  # TypeError: JSON, but not an object
             return dict(run=None, age=age)
 
     def _now(self):
@@ -286,10 +286,11 @@ class OutDirLock:
                     pass
                 h = self.holder()
                 if h and not self.stale(h):
-                    return (f"error: --out_dir {folder} is in use by another run (host {h.get('host')}, pid "
-                            f"{h.get('pid')}, lock touched {h['age']:.0f} s ago). Pick another --out_dir; if "
-                            f"that run is dead, its lock goes stale {self.STALE_S} s after its last touch, "
-                            f"or delete {self.path}")
+                    owner = (f"another run (host {h['host']}, pid {h['pid']}" if "pid" in h
+                             else "a lock file that does not say whose it is (unreadable")
+                    return (f"error: --out_dir {folder} is in use by {owner}, lock touched {h['age']:.0f} s "
+                            f"ago). Pick another --out_dir; if that run is dead, its lock goes stale "
+                            f"{self.STALE_S} s after its last touch, or delete {self.path}")
                 if h:
                     error, took = self._take_over(h), h
                     if error:

@@ -321,6 +321,7 @@ def test_model_folders_without_a_tokenizer_or_with_broken_weights_are_one_line_e
                                     "--out", str(tmp_path / "r.json")]),
                        ("train.py", [*TOY_ARGS, "--model", str(no_tok), "--out_dir", str(tmp_path / "o")])]:
         refused(script(name, *args), "has no tokenizer")  # transformers built an empty one
+    refused(script("sample.py", "--model", ""), "the model path is empty")  # said "/work/main/ has no config"
     cut = model_copy(tmp_path, "cut")
     size = (cut / "model.safetensors").stat().st_size
     with open(cut / "model.safetensors", "r+b") as f:
@@ -362,9 +363,21 @@ def test_objects_and_booleans_are_not_gold_answers(tmp_path, capsys):
     path.write_text("".join(json.dumps(r) + "\n" for r in [dict(problem="a?", answer=True),
                                                           dict(problem="b?", answer={"value": 3}),
                                                           dict(problem={"text": "c?"}, answer="3"),
-                                                          dict(problem="d?", answer="4")]))
-    assert data.load_rows(str(path)) == [dict(problem="d?", answer="4")]  # used to grade against "True"
-    assert "dropped 3 of 4 rows" in capsys.readouterr().err
+                                                          dict(problem="d?", answer="4"),
+                                                          dict(problem="e?", answer=float("nan")),
+                                                          dict(problem="f?", answer=float("inf"))]))
+    assert data.load_rows(str(path)) == [dict(problem="d?", answer="4")]  # used to grade against "True",
+    assert "dropped 5 of 6 rows" in capsys.readouterr().err  # "nan" and "inf"
+
+
+def test_a_data_file_of_another_type_or_a_folder_is_named_as_such(tmp_path):
+    import data
+    (tmp_path / "rows.csv").write_text("problem,answer\n1+1?,2\n")
+    (tmp_path / "dir.jsonl").mkdir()
+    for spec, message in [(tmp_path / "rows.csv", "is not .jsonl, .json or .parquet"),  # read as JSON lines
+                          (tmp_path / "dir.jsonl", "is a folder, not a file")]:  # "does not exist"
+        with pytest.raises(SystemExit, match=message):
+            data.load_rows(str(spec))
 
 
 def test_an_out_dir_that_cannot_be_written_is_refused_before_the_model_loads(tmp_path):
@@ -414,9 +427,10 @@ def test_an_unreadable_lock_is_held_until_stale_and_our_own_pid_in_a_lock_is_an_
     from outdir import OutDirLock
     out = tmp_path / "o"
     out.mkdir()
-    (out / "LOCK").write_text("")
-    with pytest.raises(SystemExit, match="in use by another run"):
-        OutDirLock(str(out), 0, torch.device("cpu"))
+    for garbage in ("", "[1]"):  # the second used to be a TypeError; both named "host None, pid None"
+        (out / "LOCK").write_text(garbage)
+        with pytest.raises(SystemExit, match="in use by a lock file that does not say whose it is"):
+            OutDirLock(str(out), 0, torch.device("cpu"))
     os.utime(out / "LOCK", (time.time() - 3600,) * 2)
     lock = OutDirLock(str(out), 0, torch.device("cpu"))
     assert json.loads((out / "LOCK").read_text())["run"] == lock.me["run"]
