@@ -80,7 +80,8 @@ class BaselineConfig:
         if not self.out_dir:
             raise ValueError("--out_dir is empty: name the folder the samples and models go to")
         blocked = file_in_the_way(self.out_dir)  # else os.makedirs stops on it, once the model has loaded
-        check(self, [("out_dir", blocked is None, f"a folder ({blocked} is a file)")])
+        check(self, [("out_dir", blocked is None, f"a folder ({blocked} is a file)"),
+                     ("seed", -2**63 <= self.seed < 2**63, "in [-2**63, 2**63)")])  # as train.py's
         check_device(self.device)
 
 
@@ -88,7 +89,7 @@ SAMPLING = ("model", "dataset", "num_prompts", "prompts", "samples", "temperatur
 TRAINING = SAMPLING + ("lr", "epochs", "batch_size", "beta", "warmup_steps")  # what a fine-tuned model depends on
 
 
-def _read_json(path):
+def read_json_object(path):
     """The JSON object in path, None if there is no file; ValueError if it holds none (cut short, garbled)."""
     if not os.path.exists(path):
         return None
@@ -232,7 +233,7 @@ def main(argv):
     print_config(cfg)
     try:
         model = Qwen2.from_pretrained(cfg.model, device=cfg.device, dtype=torch.float32)
-        tokenizer = load_tokenizer(model.source, chat=bool(cfg.eval_benchmark))
+        tokenizer = load_tokenizer(model.source, chat=bool(cfg.eval_benchmark) and mode != "sample")
     except (FileNotFoundError, ValueError) as e:
         raise SystemExit(f"error: {e}")
     rows, prompts = load_prompts(train_config(cfg), tokenizer, model.config, print)
@@ -261,7 +262,7 @@ def main(argv):
     run_dir = os.path.join(cfg.out_dir, f"{mode}-lr{cfg.lr:g}")
     settings = dict(mode=mode, **{k: getattr(cfg, k) for k in TRAINING})
     try:
-        done = _read_json(os.path.join(run_dir, "config.json"))  # written once the model is saved
+        done = read_json_object(os.path.join(run_dir, "config.json"))  # written once the model is saved
     except ValueError as e:  # damaged: which settings made the model, and whether it is whole, is unknown
         raise SystemExit(f"error: {run_dir}/config.json is damaged ({e}): delete {run_dir} to fine-tune again")
     if done is not None and {k: done.get(k) for k in settings} != settings:

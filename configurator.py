@@ -28,7 +28,7 @@ def _convert(name, text, default):
                 raise ValueError
             return int(x)
         return text if default is None or kind is str else kind(text)
-    except (ValueError, OverflowError):  # OverflowError: int(1e400)
+    except ValueError:
         article = "an" if kind is int else "a"
         raise SystemExit(f"error: --{name} expects {article} {kind.__name__}, got {text!r}") from None
 
@@ -117,3 +117,9 @@ def file_in_the_way(folder):
             return folder
         folder = os.path.dirname(folder)
     return None
+
+
+def figure_formats():
+    """The file types matplotlib writes figures as (png, pdf, svg, ...), less pgf, which needs LaTeX."""
+    from matplotlib.backend_bases import FigureCanvasBase
+    return sorted(set(FigureCanvasBase.get_supported_filetypes()) - {"pgf"})

@@ -101,9 +101,9 @@ def _read(spec, split, limit, seed):
         if not os.path.isfile(spec):
             raise SystemExit(f"error: data file {spec!r} " + ("is a folder, not a file" if os.path.isdir(spec)
                                                               else "does not exist"))
-        if not spec.endswith((".jsonl", ".json", ".parquet")):  # a .csv was read as JSON lines
-            raise SystemExit(f"error: data file {spec!r} is not .jsonl, .json or .parquet: write the rows as "
-                             "one of those")
+        if spec.lower().endswith((".csv", ".tsv", ".xlsx")):  # any other file is read as JSON lines
+            raise SystemExit(f"error: data file {spec!r} is a table, not .jsonl, .json or .parquet: write the "
+                             "rows as one of those")
         if spec.endswith(".parquet"):
             import pyarrow as pa
             import pyarrow.parquet as pq

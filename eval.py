@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 import toy
-from configurator import check, check_device
+from configurator import check, check_device, figure_formats
 from data import BENCHMARKS, chat_prompt, encode, load_rows
 from distributed import all_max, barrier, finish, init_distributed
 import grader
@@ -276,7 +276,7 @@ def check_resumable(cfg):
     old = results_config(cfg.out)
     if old is None:
         raise SystemExit(f"error: --out {cfg.out} exists and is not a results file of eval.py: "
-                         "pass a new path (or delete it)")
+                         "pass a new path")
     for key in RESUME_KEYS:
         if key in old and old[key] != getattr(cfg, key):
             raise SystemExit(f"error: {cfg.out} holds results of --{key} {old[key]}, "
@@ -377,15 +377,14 @@ def evaluate(cfg, model, tok, name, rows, k, rank, world, done, master):
 def figure_path(out, default):
     """The figure file of --plot / --curves (default when --out is not given), refused before anything is
     read if matplotlib cannot write its format. Without an extension: out + ".png", as matplotlib would."""
-    from matplotlib.backend_bases import FigureCanvasBase
     out = default if out == EvalConfig.out else out
     ext = os.path.splitext(out)[1].lower().lstrip(".")
-    formats = set(FigureCanvasBase.get_supported_filetypes()) - {"pgf"}  # png, pdf, svg, ...; pgf needs LaTeX
+    formats = figure_formats()
     if not ext:
         out += ".png"
     elif ext not in formats:
         raise SystemExit(f"error: --out {out!r}: matplotlib cannot write a .{ext} figure: pass a path ending "
-                         f"in one of {', '.join('.' + f for f in sorted(formats))}")
+                         f"in one of {', '.join('.' + f for f in formats)}")
     check_out(out, f"a figure path like {default}")
     return out
 

@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass
 
 import reward
-from configurator import check, file_in_the_way, parse_args, print_config
+from configurator import check, figure_formats, file_in_the_way, parse_args, print_config
 from train import PRESETS
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -46,10 +46,9 @@ class ExperimentConfig:
     report: bool = False  # only write the figure and the table from the runs that are done
 
     def __post_init__(self):  # refused here, not by each of the 26 runs in turn (or never: --jobs 0)
-        from matplotlib.backend_bases import FigureCanvasBase
         # The figure is written last, after the runs (1.5 hours): what would stop it is refused now. Its type
         # is its extension (none: savefig would write NAME.png, not NAME); paths are the repository's.
-        kinds = sorted(set(FigureCanvasBase.get_supported_filetypes()) - {"pgf"})  # pgf: needs LaTeX installed
+        kinds = figure_formats()
         figure = os.path.join(HERE, self.figure)
         out_blocked, figure_blocked = (file_in_the_way(os.path.join(HERE, self.out_dir)),
                                        file_in_the_way(os.path.dirname(figure)))

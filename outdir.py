@@ -46,6 +46,13 @@ def latest_checkpoint(out_dir):
     return best
 
 
+def holds_model(folder):
+    """Is folder a Hugging Face model folder? Its config.json names a model_type; a run's config.json (the
+    TrainConfig) does not."""
+    config = _read_json(os.path.join(folder, "config.json"))
+    return isinstance(config, dict) and "model_type" in config
+
+
 def checkpoint_iter(checkpoint):
     """The iterations a checkpoint has done, from its state.json."""
     state = _read_json(os.path.join(checkpoint, "state.json"))
@@ -63,10 +70,6 @@ def check_out_dir(cfg, final_evaluated, log):
     """What out_dir holds decides how the run starts: returns the checkpoint to resume from, None to start
     afresh, or "finished" when a resumed run has nothing left to do. final_evaluated(): whether the held-out
     evaluation of the final model is on disk (a run killed during it resumes to do it)."""
-    weights = glob.glob(os.path.join(cfg.out_dir, "*.safetensors")) + glob.glob(os.path.join(cfg.out_dir, "*.bin"))
-    if weights:  # a run writes config.json and moves logs aside: it would break the model it found there
-        raise SystemExit(f"error: --out_dir {cfg.out_dir} holds a model ({os.path.basename(weights[0])}), "
-                         "not a run: pick another --out_dir (a run saves its models in subfolders)")
     checkpoint = latest_checkpoint(cfg.out_dir)
     logs = [f for f in LOGS if os.path.exists(os.path.join(cfg.out_dir, f))]
     if checkpoint and not cfg.resume:
@@ -151,12 +154,16 @@ def load_checkpoint(path, policy, opt, rank, sharded):
     The full optimizer state is 8 B a parameter (61 GB at 7B): under FSDP rank 0 alone reads it and sends
     every rank its shard, instead of every process of a node holding a copy. Returns the counters."""
     from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
-    ck = {}
+    ck, error = {}, None
     if rank == 0 or not sharded:
         try:
             ck = torch.load(os.path.join(path, "train_state.pt"), map_location="cpu", weights_only=False)
         except Exception as e:  # a truncated or corrupt file (torch's zip reader and unpickler errors)
-            raise damaged(path, f"train_state.pt: {type(e).__name__}: {e}") from None
+            error = damaged(path, f"train_state.pt: {type(e).__name__}: {e}")
+    if sharded:  # only rank 0 read it: the others stop with it, not at the broadcast below
+        error = broadcast_object(error)
+    if error:
+        raise error
     set_optimizer_state_dict(policy, opt, ck.get("optimizer", {}),
                              options=StateDictOptions(full_state_dict=True, broadcast_from_rank0=sharded))
     state, rng = broadcast_object((ck.get("state"), ck.get("rng")))
@@ -286,9 +293,9 @@ class OutDirLock:
                     pass
                 h = self.holder()
                 if h and not self.stale(h):
-                    owner = (f"another run (host {h['host']}, pid {h['pid']}" if "pid" in h
-                             else "a lock file that does not say whose it is (unreadable")
-                    return (f"error: --out_dir {folder} is in use by {owner}, lock touched {h['age']:.0f} s "
+                    owner = (f"another run on host {h.get('host')}, pid {h['pid']}" if "pid" in h
+                             else "a lock file that does not say whose it is")
+                    return (f"error: --out_dir {folder} is in use by {owner} (lock touched {h['age']:.0f} s "
                             f"ago). Pick another --out_dir; if that run is dead, its lock goes stale "
                             f"{self.STALE_S} s after its last touch, or delete {self.path}")
                 if h:

@@ -522,7 +522,7 @@ def main(argv):
         outs = generate(model, [ids], n=cfg.n, max_new_tokens=cfg.max_new_tokens,
                         eos_token_id=tok.eos_token_id, temperature=cfg.temperature, top_p=cfg.top_p,
                         seed=cfg.seed)
-    except ValueError as e:  # a prompt or limit the model cannot take, a temperature or top_p out of range
+    except ValueError as e:  # a prompt or limit the model cannot take
         raise SystemExit(f"error: {e}")
     dt = time.time() - t0
     for i, c in enumerate(outs):

@@ -31,7 +31,7 @@ from configurator import check, check_device, parse_args, print_config
 from data import encode, load_rows, train_prompt
 from distributed import all_max, all_sum, barrier, finish, init_distributed, on_rank0
 from model import KVCache, Qwen2, load_tokenizer
-from outdir import OutDirLock, check_out_dir, load_checkpoint, save_checkpoint, truncate_logs
+from outdir import OutDirLock, check_out_dir, holds_model, load_checkpoint, save_checkpoint, truncate_logs
 from paged_attention import decode_path
 from sample import check_context, generate, gpu_memory, kv_budget
 
@@ -73,10 +73,10 @@ class TrainConfig:
     eval_temperature: float = 0.6  # the held-out evaluation's sampling temperature (eval.py's protocol)
     eval_seed: int = 0  # the held-out samples' seed: the same for every run (and eval.py's default), so that
     #                     models are compared on the same random draws
-    out_dir: str = "out/r1-1.5b"
+    out_dir: str = "out/r1-1.5b"  # the run's folder: logs, checkpoints (iter_NNNNNN/), the final model (final/)
     save_every: int = 10  # iterations between checkpoints; 0 = only the final model
     resume: bool = False  # continue from the latest checkpoint in out_dir
-    seed: int = 42
+    seed: int = 42  # seeds the prompt order, the rollouts' samples and the minibatch shuffles
     device: str = ""  # "" = cuda if available, else cpu; or "cpu" to force it
     threads: int = 0  # CPU threads for torch; 0 = torch's default
     dtype: str = ""  # compute dtype: "" = bfloat16 on GPU, float32 on CPU; master weights are always fp32
@@ -122,7 +122,11 @@ class TrainConfig:
         check(self, checks)
         if not self.out_dir:
             raise ValueError("--out_dir is empty: name the folder the run writes to")
-        check(self, [("seed", 0 <= self.seed < 2**63, "in [0, 2**63)")])  # torch.manual_seed's range
+        if holds_model(self.out_dir):  # the run's config.json and moved-aside logs would break that model
+            raise ValueError(f"--out_dir {self.out_dir} is a model folder (its config.json names a model_type): "
+                             "pick another --out_dir (a run saves its models in subfolders)")
+        check(self, [("seed", -2**63 <= self.seed < 2**63, "in [-2**63, 2**63)")])  # torch.manual_seed
+        #                                                          takes [-2**63, 2**64); the update adds to it
         if self.wandb and importlib.util.find_spec("wandb") is None:  # found now, not after out_dir is taken
             raise ValueError("--wandb needs the wandb package: pip install wandb, or drop --wandb")
         check_device(self.device)

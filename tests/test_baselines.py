@@ -88,7 +88,9 @@ def test_settings_a_fine_tune_cannot_use_are_refused_before_it_starts(tmp_path):
     for key, value, message in [("warmup_steps", -1, "--warmup_steps must be >= 0"),  # was: a negative lr
                                 ("eval_problems", 0, "--eval_problems must be >= 1, got 0"),  # was: all
                                 ("eval_temperature", -1.0, "--eval_temperature must be >= 0"),
-                                ("device", "mps", "--device must be cpu, cuda or cuda:N")]:
+                                ("device", "mps", "--device must be cpu, cuda or cuda:N"),
+                                ("seed", 2**63, r"--seed must be in \[-2\*\*63, 2\*\*63\)")]:  # was: a
+        #                                                                 traceback from train_config()
         with pytest.raises(ValueError, match=message):
             BaselineConfig(**{key: value})
     env = dict(os.environ, OMP_NUM_THREADS="1")
@@ -139,3 +141,25 @@ def test_damaged_samples_or_fine_tune_settings_are_refused_naming_the_file_and_k
             baselines.main(["sft", *args])
         assert path.read_text() == text  # nothing written is lost
     assert config.read_text() == '{"mode": "sft", "lr": 0.0' and os.listdir(config.parent) == ["config.json"]
+
+
+def test_sampling_needs_no_chat_template_and_a_fine_tune_that_evaluates_is_refused_without_one(tmp_path):
+    """Only the evaluation's prompts go through the chat template: sample mode must not ask for one (it did,
+    for a moment), and a fine-tune must stop before it trains, not when it evaluates (its first version)."""
+    from baselines import SAMPLING, BaselineConfig
+    model = tmp_path / "m"
+    shutil.copytree(os.path.join(ROOT, "toy-model"), model)
+    (model / "chat_template.jinja").unlink()
+    out = tmp_path / "o"
+    out.mkdir()
+    cfg = BaselineConfig(model=str(model), num_prompts=8, prompts=2, samples=2, out_dir=str(out))
+    drawn = {k: getattr(cfg, k) for k in SAMPLING}
+    (out / "samples.jsonl").write_text("".join(json.dumps(dict(prompt=k // 2, tokens=[5, 6], finished=True,
+                                                               correct=True, response="", sampling=drawn)) + "\n"
+                                               for k in range(4)))
+    args = ["--model", str(model), "--num_prompts", "8", "--prompts", "2", "--samples", "2", "--out_dir", str(out)]
+    baselines.main(["sample", *args])  # returns: the samples are there, and no refusal (no SystemExit)
+    with pytest.raises(SystemExit, match="cannot render a chat template"):
+        baselines.main(["sft", *args])
+    assert sorted(os.listdir(out)) == ["samples.jsonl"]  # nothing fine-tuned
+

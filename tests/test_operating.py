@@ -70,7 +70,7 @@ def model_copy(tmp_path, name="m", files=None):
     ("--device", "mps", "--device must be cpu, cuda or cuda:N"),  # used to fail inside torch, leaving a LOCK
     ("--out_dir", "", "--out_dir is empty"),  # used to train into the current directory
     ("--iters", "2.9e0", "--iters expects an int"), ("--iters", "1e400", "--iters expects an int"),  # read as 2;
-    ("--seed", "1e30", "--seed must be in [0, 2**63)")])  # an OverflowError; one inside torch.manual_seed
+    ("--seed", "1e30", "--seed must be in [-2**63, 2**63)")])  # an OverflowError; one inside torch.manual_seed
 def test_settings_training_cannot_use_are_refused_before_the_model_loads(tmp_path, flag, value, message):
     # temperature 0 used to exit 0 with every final weight NaN
     p = train(tmp_path / "o", flag, value, "--model", str(tmp_path / "no-model"))  # refused before the load
@@ -117,27 +117,39 @@ def test_a_model_without_a_working_chat_template_is_refused_before_training_that
         p = train(out, "--model", str(model), "--eval_benchmark", "toy", "--eval_initial", "false")
         refused(p, "cannot render a chat template")
         assert not (out / "final").exists() and not (out / "config.json").exists()
-        refused(script("sample.py", "--model", str(model)), "cannot render a chat template")
-        results = tmp_path / f"r-{model.name}.json"
-        refused(script("eval.py", "--model", str(model), "--benchmark", "toy", "--limit", "2",
-                       "--out", str(results)), "cannot render a chat template")
-        assert not results.exists()  # its stub used to refuse the rerun with the model mended elsewhere
+    # the same check (model.load_tokenizer(chat=True)) in the scripts that sample for an evaluation
+    refused(script("sample.py", "--model", str(broken)), "cannot render a chat template")
+    results = tmp_path / "r.json"
+    refused(script("eval.py", "--model", str(no_template), "--benchmark", "toy", "--limit", "2",
+                   "--out", str(results)), "cannot render a chat template")
+    assert not results.exists()  # its stub used to refuse the rerun with the model mended elsewhere
 
 
 def test_a_corrupt_tokenizer_file_is_an_error_naming_the_folder(tmp_path):
+    from model import load_tokenizer
     for name in ("tokenizer.json", "tokenizer_config.json"):
         model = model_copy(tmp_path, name)
         (model / name).write_text("{")  # used to print only json's "Expecting property name ...: line 1"
-        refused(script("sample.py", "--model", str(model)), f"cannot load the tokenizer in '{model}'")
+        if name == "tokenizer.json":  # as the scripts print it
+            refused(script("sample.py", "--model", str(model)), f"cannot load the tokenizer in '{model}'")
+        else:
+            with pytest.raises(ValueError, match=f"cannot load the tokenizer in '{model}'"):
+                load_tokenizer(str(model))
 
 
-def test_an_out_dir_holding_a_model_is_refused_and_the_model_is_left_whole(tmp_path):
+def test_an_out_dir_that_is_a_model_folder_is_refused_and_the_model_is_left_whole(tmp_path):
+    from outdir import holds_model
     model = model_copy(tmp_path)
     before = {f: (model / f).read_bytes() for f in os.listdir(model)}
-    refused(train(model, "--model", str(model)), "holds a model (model.safetensors)")
+    refused(train(model, "--model", str(model)), "is a model folder")
     # --resume, as the old message advised, moved the model's config.json aside as a log of the run
-    refused(train(model, "--model", str(model), "--resume"), "holds a model")
-    assert {f: (model / f).read_bytes() for f in os.listdir(model) if f != "LOCK"} == before
+    refused(train(model, "--model", str(model), "--resume"), "is a model folder")
+    assert {f: (model / f).read_bytes() for f in os.listdir(model)} == before  # not even a LOCK
+    run = tmp_path / "run"  # what a run's own folder holds is not a model: its config.json, its data
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"model": "toy-model", "out_dir": str(run)}))
+    (run / "train.bin").write_bytes(b"tokens")
+    assert not holds_model(str(run)) and holds_model(str(model))
 
 
 def test_a_damaged_checkpoint_is_an_error_naming_it_and_the_fix(tmp_path):
@@ -202,7 +214,7 @@ def test_a_lock_from_another_node_is_respected_while_touched_and_taken_over_when
     out.mkdir()
     (out / "LOCK").write_text(json.dumps(dict(host="node-that-is-not-here", pid=1, run="x",
                                               started=time.time())))
-    refused(train(out, "--iters", "1"), "in use by another run (host node-that-is-not-here")
+    refused(train(out, "--iters", "1"), "in use by another run on host node-that-is-not-here")
     os.utime(out / "LOCK", (time.time() - 3600,) * 2)  # nobody touched it for an hour: its run is dead
     p = train(out, "--iters", "1")
     assert p.returncode == 0 and "took over the stale lock" in p.stdout, p.stderr[-3000:]
@@ -370,14 +382,16 @@ def test_objects_and_booleans_are_not_gold_answers(tmp_path, capsys):
     assert "dropped 5 of 6 rows" in capsys.readouterr().err  # "nan" and "inf"
 
 
-def test_a_data_file_of_another_type_or_a_folder_is_named_as_such(tmp_path):
+def test_a_table_or_a_folder_given_as_data_is_named_as_such_and_other_files_are_json_lines(tmp_path):
     import data
-    (tmp_path / "rows.csv").write_text("problem,answer\n1+1?,2\n")
+    (tmp_path / "rows.CSV").write_text("problem,answer\n1+1?,2\n")
     (tmp_path / "dir.jsonl").mkdir()
-    for spec, message in [(tmp_path / "rows.csv", "is not .jsonl, .json or .parquet"),  # read as JSON lines
-                          (tmp_path / "dir.jsonl", "is a folder, not a file")]:  # "does not exist"
+    for spec, message in [(tmp_path / "rows.CSV", "is a table, not .jsonl, .json or .parquet"),  # "line 1
+                          (tmp_path / "dir.jsonl", "is a folder, not a file")]:  # is not valid JSON"; "does not exist"
         with pytest.raises(SystemExit, match=message):
             data.load_rows(str(spec))
+    (tmp_path / "problems").write_text(json.dumps(dict(problem="1+1?", answer="2")) + "\n")  # no extension
+    assert data.load_rows(str(tmp_path / "problems")) == [dict(problem="1+1?", answer="2")]
 
 
 def test_an_out_dir_that_cannot_be_written_is_refused_before_the_model_loads(tmp_path):
