@@ -46,7 +46,7 @@ def latest_checkpoint(out_dir):
     return best
 
 
-def holds_model(folder):
+def is_model_folder(folder):
     """Is folder a Hugging Face model folder? Its config.json names a model_type; a run's config.json (the
     TrainConfig) does not."""
     config = _read_json(os.path.join(folder, "config.json"))

@@ -31,7 +31,7 @@ from configurator import check, check_device, parse_args, print_config
 from data import encode, load_rows, train_prompt
 from distributed import all_max, all_sum, barrier, finish, init_distributed, on_rank0
 from model import KVCache, Qwen2, load_tokenizer
-from outdir import OutDirLock, check_out_dir, holds_model, load_checkpoint, save_checkpoint, truncate_logs
+from outdir import OutDirLock, check_out_dir, is_model_folder, load_checkpoint, save_checkpoint, truncate_logs
 from paged_attention import decode_path
 from sample import check_context, generate, gpu_memory, kv_budget
 
@@ -122,7 +122,7 @@ class TrainConfig:
         check(self, checks)
         if not self.out_dir:
             raise ValueError("--out_dir is empty: name the folder the run writes to")
-        if holds_model(self.out_dir):  # the run's config.json and moved-aside logs would break that model
+        if is_model_folder(self.out_dir):  # the run's config.json and moved-aside logs would break that model
             raise ValueError(f"--out_dir {self.out_dir} is a model folder (its config.json names a model_type): "
                              "pick another --out_dir (a run saves its models in subfolders)")
         check(self, [("seed", -2**63 <= self.seed < 2**63, "in [-2**63, 2**63)")])  # torch.manual_seed

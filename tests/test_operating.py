@@ -138,7 +138,7 @@ def test_a_corrupt_tokenizer_file_is_an_error_naming_the_folder(tmp_path):
 
 
 def test_an_out_dir_that_is_a_model_folder_is_refused_and_the_model_is_left_whole(tmp_path):
-    from outdir import holds_model
+    from outdir import is_model_folder
     model = model_copy(tmp_path)
     before = {f: (model / f).read_bytes() for f in os.listdir(model)}
     refused(train(model, "--model", str(model)), "is a model folder")
@@ -149,7 +149,7 @@ def test_an_out_dir_that_is_a_model_folder_is_refused_and_the_model_is_left_whol
     run.mkdir()
     (run / "config.json").write_text(json.dumps({"model": "toy-model", "out_dir": str(run)}))
     (run / "train.bin").write_bytes(b"tokens")
-    assert not holds_model(str(run)) and holds_model(str(model))
+    assert not is_model_folder(str(run)) and is_model_folder(str(model))
 
 
 def test_a_damaged_checkpoint_is_an_error_naming_it_and_the_fix(tmp_path):
