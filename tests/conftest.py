@@ -54,6 +54,16 @@ def one_thread():
     torch.set_num_threads(n)
 
 
+@pytest.fixture
+def traced_compile(monkeypatch):
+    """torch.compile with the aot_eager backend: Dynamo traces the step (fullgraph=True fails on any graph
+    break, a wrong guard replays stale values) and AOTAutograd functionalises it, as with the default
+    backend, but Inductor's C++ code generation, torch's own part, is skipped: from a cold cache that alone
+    took 92 s of a 113 s test on this machine."""
+    import functools
+    monkeypatch.setattr(torch, "compile", functools.partial(torch.compile, backend="aot_eager"))
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory):
     return make_tiny_model(tmp_path_factory.mktemp("tiny_model"))

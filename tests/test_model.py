@@ -565,7 +565,8 @@ def test_real_flash_attn_equals_sdpa_on_cuda(tok, monkeypatch):
     assert same >= len(prompts)  # bf16 kernels may differ later on near-ties, not from the first tokens
 
 
-def test_compiled_decoding_goes_around_flash_attn_which_torch_compile_cannot_trace(tok, monkeypatch):
+def test_compiled_decoding_goes_around_flash_attn_which_torch_compile_cannot_trace(tok, monkeypatch,
+                                                                                   traced_compile):
     """flash_attn_with_kvcache calls a C++ extension that torch.compile(fullgraph=True) cannot trace: with
     flash-attn installed, the compiled decode step must take the other path. Here the flash-attn API is
     our reference in Python (traceable), so a call from the compiled step would be counted, not crash."""

@@ -246,7 +246,7 @@ def test_stats_count_the_decode_steps_and_cuda_graph_needs_cuda(model):
         generate(model, prompts, max_new_tokens=4, eos_token_id=-1, cuda_graph=True)
 
 
-def test_compiled_decode_step_is_one_graph_and_samples_as_the_eager_one(model):
+def test_compiled_decode_step_is_one_graph_and_samples_as_the_eager_one(model, traced_compile):
     """fullgraph=True fails on any graph break: the step reads nothing back to Python (no host sync), which
     is also what a CUDA graph capture needs. Refills, the tail compaction and evictions change its shapes."""
     torch._dynamo.reset()
