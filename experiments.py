@@ -6,7 +6,7 @@ evaluated by the same protocol: 1,000 held-out problems, one sample each at T = 
 counted only with a valid derivation (toy.derivation_ok). Then one figure in the paper's form (accuracy
 against mean tokens) and one table, with each of the paper's claims checked.
 
-    python experiments.py                                   # 1 h 36-38 min on 2 cores -> out/experiments/
+    python experiments.py                                   # 53 min to 1 h 38 min on 2 cores -> out/experiments/
     python experiments.py --alphas 0,0.2,0.4 --seeds 1      # a smaller family
     python experiments.py --report true                     # only the figure and the table, from what is done
 
