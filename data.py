@@ -97,14 +97,15 @@ def _gold(r):
 def _read(spec, split, limit, seed):
     if spec == "toy":
         return toy_problems(split, limit or TOY_PROBLEMS, seed)
-    if spec.endswith((".jsonl", ".json", ".parquet")) or os.path.isfile(spec):
+    # a file by its name, existing or not (else it is looked up on the hub, which says nothing of a typo)
+    if spec.lower().endswith((".jsonl", ".json", ".parquet", ".csv", ".tsv", ".xlsx")) or os.path.isfile(spec):
         if not os.path.isfile(spec):
             raise SystemExit(f"error: data file {spec!r} " + ("is a folder, not a file" if os.path.isdir(spec)
                                                               else "does not exist"))
         if spec.lower().endswith((".csv", ".tsv", ".xlsx")):  # any other file is read as JSON lines
             raise SystemExit(f"error: data file {spec!r} is a table, not .jsonl, .json or .parquet: write the "
                              "rows as one of those")
-        if spec.endswith(".parquet"):
+        if spec.lower().endswith(".parquet"):
             import pyarrow as pa
             import pyarrow.parquet as pq
             try:
@@ -114,7 +115,7 @@ def _read(spec, split, limit, seed):
                                  "write it again (pandas' to_parquet), or pass the rows as .jsonl") from None
         try:
             with open(spec, encoding="utf-8") as f:
-                if spec.endswith(".json"):
+                if spec.lower().endswith(".json"):
                     try:
                         rows = json.load(f)
                     except json.JSONDecodeError as e:

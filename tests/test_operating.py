@@ -387,7 +387,8 @@ def test_a_table_or_a_folder_given_as_data_is_named_as_such_and_other_files_are_
     (tmp_path / "rows.CSV").write_text("problem,answer\n1+1?,2\n")
     (tmp_path / "dir.jsonl").mkdir()
     for spec, message in [(tmp_path / "rows.CSV", "is a table, not .jsonl, .json or .parquet"),  # "line 1
-                          (tmp_path / "dir.jsonl", "is a folder, not a file")]:  # is not valid JSON"; "does not exist"
+                          (tmp_path / "dir.jsonl", "is a folder, not a file"),  # is not valid JSON"; "does not exist"
+                          ("d/missing.csv", "'d/missing.csv' does not exist")]:  # was looked up on the hub
         with pytest.raises(SystemExit, match=message):
             data.load_rows(str(spec))
     (tmp_path / "problems").write_text(json.dumps(dict(problem="1+1?", answer="2")) + "\n")  # no extension
