@@ -97,15 +97,16 @@ def _gold(r):
 def _read(spec, split, limit, seed):
     if spec == "toy":
         return toy_problems(split, limit or TOY_PROBLEMS, seed)
+    lowered = spec.lower()  # extensions in any case
     # a file by its name, existing or not (else it is looked up on the hub, which says nothing of a typo)
-    if spec.lower().endswith((".jsonl", ".json", ".parquet", ".csv", ".tsv", ".xlsx")) or os.path.isfile(spec):
+    if lowered.endswith((".jsonl", ".json", ".parquet", ".csv", ".tsv", ".xlsx")) or os.path.isfile(spec):
         if not os.path.isfile(spec):
             raise SystemExit(f"error: data file {spec!r} " + ("is a folder, not a file" if os.path.isdir(spec)
                                                               else "does not exist"))
-        if spec.lower().endswith((".csv", ".tsv", ".xlsx")):  # any other file is read as JSON lines
+        if lowered.endswith((".csv", ".tsv", ".xlsx")):  # any other file is read as JSON lines
             raise SystemExit(f"error: data file {spec!r} is a table, not .jsonl, .json or .parquet: write the "
                              "rows as one of those")
-        if spec.lower().endswith(".parquet"):
+        if lowered.endswith(".parquet"):
             import pyarrow as pa
             import pyarrow.parquet as pq
             try:
@@ -115,7 +116,7 @@ def _read(spec, split, limit, seed):
                                  "write it again (pandas' to_parquet), or pass the rows as .jsonl") from None
         try:
             with open(spec, encoding="utf-8") as f:
-                if spec.lower().endswith(".json"):
+                if lowered.endswith(".json"):
                     try:
                         rows = json.load(f)
                     except json.JSONDecodeError as e:

@@ -115,7 +115,9 @@ class TrainConfig:
                   ("max_prompt_tokens", self.max_prompt_tokens >= 1, ">= 1"),
                   ("dist_timeout_min", self.dist_timeout_min > 0, "> 0"),
                   ("dtype", self.dtype in ("", "float32", "bfloat16", "float16"),
-                   "float32, bfloat16 or float16")]
+                   "float32, bfloat16 or float16"),
+                  ("seed", -2**63 <= self.seed < 2**63, "in [-2**63, 2**63)")]  # torch.manual_seed takes
+        #                                                          [-2**63, 2**64); the update adds to it
         checks += [(k, getattr(self, k) >= 0, ">= 0")
                    for k in ("warmup_steps", "micro_batch_tokens", "save_every", "rollout_slots",
                              "reward_workers", "threads")]
@@ -125,8 +127,6 @@ class TrainConfig:
         if is_model_folder(self.out_dir):  # the run's config.json and moved-aside logs would break that model
             raise ValueError(f"--out_dir {self.out_dir} is a model folder (its config.json names a model_type): "
                              "pick another --out_dir (a run saves its models in subfolders)")
-        check(self, [("seed", -2**63 <= self.seed < 2**63, "in [-2**63, 2**63)")])  # torch.manual_seed
-        #                                                          takes [-2**63, 2**64); the update adds to it
         if self.wandb and importlib.util.find_spec("wandb") is None:  # found now, not after out_dir is taken
             raise ValueError("--wandb needs the wandb package: pip install wandb, or drop --wandb")
         check_device(self.device)
